@@ -1,0 +1,44 @@
+# tlt — one entry point for every routine job. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS := $(wildcard tools/tlt-*)
+PROTOS := $(wildcard libtlt/src/libtlt/spec/protos/*.proto)
+PYTEST_ARGS ?=
+
+.PHONY: install test demo bench lint proto clean
+
+install: $(STAMP)
+
+# Re-install when a package definition or the pins change; otherwise this is a no-op.
+$(STAMP): constraints.txt libtlt/pyproject.toml $(addsuffix /pyproject.toml,$(TOOLS))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip==26.3"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e './libtlt[train,export]' \
+		$(addprefix -e ./,$(TOOLS)) \
+		tensorflow-cpu keras tf2onnx onnx onnxruntime scipy h5py \
+		pytest hypothesis pytest-benchmark ruff mypy grpcio-tools types-protobuf types-PyYAML types-tqdm \
+		albumentations opencv-python-headless matplotlib pycocotools
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests $(addsuffix /tests,$(TOOLS))
+
+demo: install
+	$(BIN)/python -m libtlt.demo demo_out
+
+bench: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-only --benchmark-columns=min,mean,max,rounds
+
+lint: install
+	$(BIN)/ruff check libtlt tools tests bench
+	$(BIN)/mypy libtlt/src/libtlt
+
+# Regenerate the committed *_pb2.py files from the .proto schemas (tests fail when they are stale).
+proto: install
+	$(BIN)/python -m libtlt.spec.compile
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache
