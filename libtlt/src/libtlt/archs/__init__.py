@@ -1,0 +1,1 @@
+"""Architectures: everything specific to one meta-architecture, behind libtlt.registry."""
