@@ -74,11 +74,15 @@ def not_implemented(tool: str, issue: str) -> Callable[[], None]:
     return body
 
 
-def tool_command(name: str, version: str) -> Callable[[F], click.Command]:
-    """The click command decorator every tool uses: TLT's name, ``--help`` and ``--version``."""
+def tool_command(name: str, version: str, **context: Any) -> Callable[[F], click.Command]:
+    """The click command decorator every tool uses: TLT's name, ``--help`` and ``--version``.
+
+    ``context`` adds click context settings (a pending tool passes ``ignore_unknown_options``).
+    """
 
     def wrap(func: F) -> click.Command:
         func = click.version_option(version, "--version", prog_name=name)(func)
-        return click.command(name=name, context_settings={"help_option_names": ["-h", "--help"]})(func)
+        settings = {"help_option_names": ["-h", "--help"], **context}
+        return click.command(name=name, context_settings=settings)(func)
 
     return wrap

@@ -47,7 +47,9 @@ def _atomic_open(path: Path, mode: str, fsync: bool) -> Iterator[IO]:  # type: i
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
+        handle: IO  # type: ignore[type-arg]
+        handle = os.fdopen(fd, "w", encoding="utf-8") if mode == "w" else os.fdopen(fd, "wb")
+        with handle:
             yield handle
             handle.flush()
             if fsync:

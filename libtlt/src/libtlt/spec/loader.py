@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from google.protobuf import text_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from libtlt.errors import SpecError, location
@@ -95,7 +95,7 @@ def _load_text(text: str, message_type: type[M], name: str) -> LoadedSpec[M]:
     return LoadedSpec(message, name, positions.positions)
 
 
-def _explain(raw: str, root: Descriptor, context: list[str]) -> str:
+def _explain(raw: str, root: Any, context: list[str]) -> str:
     """Rewrite protobuf's parse error in the user's terms (field path, suggestion, valid values)."""
     where = ".".join(context) if context else "the top level"
     unknown = _UNKNOWN_FIELD.search(raw)
@@ -110,7 +110,7 @@ def _explain(raw: str, root: Descriptor, context: list[str]) -> str:
     return f"{raw} (in {where})"
 
 
-def _unknown_field_message(name: str, desc: Descriptor | None, where: str) -> str:
+def _unknown_field_message(name: str, desc: Any, where: str) -> str:
     text = f"unknown field '{name}' in {where}"
     if desc is not None:
         close = difflib.get_close_matches(name, [f.name for f in desc.fields], n=1, cutoff=0.6)
@@ -119,8 +119,8 @@ def _unknown_field_message(name: str, desc: Descriptor | None, where: str) -> st
     return text
 
 
-def _all_descriptors(root: Descriptor) -> list[Descriptor]:
-    seen: dict[str, Descriptor] = {}
+def _all_descriptors(root: Any) -> list[Any]:
+    seen: dict[str, Any] = {}
     todo = [root]
     while todo:
         desc = todo.pop()
@@ -132,11 +132,11 @@ def _all_descriptors(root: Descriptor) -> list[Descriptor]:
     return list(seen.values())
 
 
-def _find_descriptor(root: Descriptor, full_name: str) -> Descriptor | None:
+def _find_descriptor(root: Any, full_name: str) -> Any:
     return next((d for d in _all_descriptors(root) if d.full_name == full_name), None)
 
 
-def _enum_values(root: Descriptor, full_name: str) -> list[str]:
+def _enum_values(root: Any, full_name: str) -> list[str]:
     for desc in _all_descriptors(root):
         for fld in desc.fields:
             if fld.enum_type is not None and fld.enum_type.full_name == full_name:
@@ -192,7 +192,7 @@ class _YamlWalker:
             self.positions.setdefault(_plain(".".join(field_path)), mark)
             self._set(message, fld, value_node, value, field_path)
 
-    def _set(self, message: Message, fld: FieldDescriptor, node: Any, value: Any, path: list[str]) -> None:
+    def _set(self, message: Message, fld: Any, node: Any, value: Any, path: list[str]) -> None:
         import yaml
 
         if value is None:
@@ -226,7 +226,7 @@ class _YamlWalker:
             return
         setattr(message, fld.name, self._scalar(fld, value, node, path))
 
-    def _scalar(self, fld: FieldDescriptor, value: Any, node: Any, path: list[str]) -> Any:
+    def _scalar(self, fld: Any, value: Any, node: Any, path: list[str]) -> Any:
         name = ".".join(path)
         kind = fld.cpp_type
         try:
@@ -244,15 +244,17 @@ class _YamlWalker:
                     raise ValueError
                 return float(value)  # YAML 1.1 reads "1e-3" as a string; accept it as a number
             if kind == FieldDescriptor.CPPTYPE_ENUM:
-                names = [v.name for v in fld.enum_type.values]
+                enum_type: Any = fld.enum_type
+                names = [v.name for v in enum_type.values]
                 if isinstance(value, str) and value in names:
-                    return fld.enum_type.values_by_name[value].number
+                    return enum_type.values_by_name[value].number
                 raise SpecError(f"unknown value {value!r} (valid: {', '.join(names)})",
                                 location=self._loc(node), field=name)
             if kind == FieldDescriptor.CPPTYPE_STRING:
                 if isinstance(value, (dict, list)):
                     raise ValueError
-                return value if isinstance(value, str) else str(value)
+                text = value if isinstance(value, str) else str(value)
+                return text.encode("utf-8") if fld.type == FieldDescriptor.TYPE_BYTES else text
         except (ValueError, TypeError):
             pass
         expected = {FieldDescriptor.CPPTYPE_BOOL: "true or false", FieldDescriptor.CPPTYPE_STRING: "a string",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-
 from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
+
 from tlt_int8_tensorfile import __version__
 
 
-@tool_command("tlt-int8-tensorfile", __version__)
+@tool_command("tlt-int8-tensorfile", __version__, ignore_unknown_options=True)
 @click.argument("arch", required=False)
 @click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-
 from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
+
 from tlt_prune import __version__
 
 
-@tool_command("tlt-prune", __version__)
+@tool_command("tlt-prune", __version__, ignore_unknown_options=True)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @verbose_option
 def main(args: tuple[str, ...], verbose: bool) -> None:
