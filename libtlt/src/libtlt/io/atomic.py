@@ -38,30 +38,53 @@ def atomic_open(path: str | Path, mode: str = "wb", *, fsync: bool = True) -> co
     return _atomic_open(Path(path), mode, fsync)
 
 
+class PendingFile:
+    """A temporary file beside ``path`` that becomes ``path`` only on :meth:`commit`.
+
+    For writers that need the file itself rather than a stream (h5py, long-lived record writers):
+    write to ``pending.tmp``, then ``commit()`` (fsync, rename into place) or ``discard()``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.directory = self.path.parent if str(self.path.parent) else Path(".")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.directory)
+        os.close(fd)
+        self.tmp = Path(tmp_name)
+
+    def commit(self, *, fsync: bool = True) -> None:
+        try:
+            if fsync:
+                with open(self.tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        if fsync:
+            _fsync_dir(self.directory)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
 @contextlib.contextmanager
 def _atomic_open(path: Path, mode: str, fsync: bool) -> Iterator[IO]:  # type: ignore[type-arg]
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
+    pending = PendingFile(path)
     try:
         handle: IO  # type: ignore[type-arg]
-        handle = os.fdopen(fd, "w", encoding="utf-8") if mode == "w" else os.fdopen(fd, "wb")
+        handle = open(pending.tmp, "w", encoding="utf-8") if mode == "w" else open(pending.tmp, "wb")  # noqa: SIM115
         with handle:
             yield handle
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        if fsync:
-            _fsync_dir(directory)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        pending.discard()
         raise
+    pending.commit(fsync=fsync)
 
 
 def _umask() -> int:

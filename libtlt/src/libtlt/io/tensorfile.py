@@ -10,8 +10,6 @@ into place on a clean close, so an interrupted run never leaves a tensorfile tha
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +19,7 @@ import h5py
 import numpy as np
 
 from libtlt.errors import DataError
+from libtlt.io.atomic import PendingFile
 
 COUNT_ATTR = "count"
 GROUP_PREFIX = "_tensorfile_array_key__"
@@ -41,18 +40,12 @@ class TensorFileWriter:
     def __init__(self, path: str | Path, *, compression_level: int = DEFAULT_COMPRESSION_LEVEL):
         self.path = Path(path)
         self.compression_level = compression_level
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-        # h5py needs a readable, seekable file, which libtlt.io.atomic's write-only handle is not, so
-        # the temporary-name-then-rename protocol is repeated here.
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        self._tmp = Path(tmp_name)
+        self._pending = PendingFile(self.path)
         try:
-            self._file: h5py.File | None = h5py.File(self._tmp, "w")
+            self._file: h5py.File | None = h5py.File(self._pending.tmp, "w")
             self._file.attrs[COUNT_ATTR] = 0
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            self._pending.discard()
             raise
         self._count = 0
         self._sample_shape: tuple[int, ...] | None = None
@@ -89,14 +82,10 @@ class TensorFileWriter:
         handle5, self._file = self._file, None
         try:
             handle5.close()
-            with open(self._tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(self._tmp, 0o666 & ~_umask())
-            os.replace(self._tmp, self.path)
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            self._pending.discard()
             raise
-        _fsync_dir(self.path.parent if str(self.path.parent) else Path("."))
+        self._pending.commit()
 
     def discard(self) -> None:
         """Abandon the file: nothing appears at ``path`` (an existing file there is left alone)."""
@@ -104,7 +93,7 @@ class TensorFileWriter:
             with contextlib.suppress(Exception):
                 self._file.close()
             self._file = None
-        self._tmp.unlink(missing_ok=True)
+        self._pending.discard()
 
     def __enter__(self) -> TensorFileWriter:
         return self
@@ -119,21 +108,6 @@ class TensorFileWriter:
     def __del__(self) -> None:
         if getattr(self, "_file", None) is not None:
             self.discard()
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class TensorFile:
