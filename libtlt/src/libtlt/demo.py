@@ -1,0 +1,115 @@
+"""``python -m libtlt.demo OUTDIR`` (``make demo``): the whole toolkit on small sample data.
+
+The demo is a list of named steps (``STEPS``), run in order; each logs
+``[INFO] libtlt.demo: step N/M: <name>``. Later issues append steps (augment, convert, train, ...);
+a step reads what earlier steps left in ``DemoContext.results`` and adds its own. Re-running
+overwrites every output (the sample generators are deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from libtlt.cli_options import run_tool, verbose_option
+from libtlt.log import get_logger
+from libtlt.samples import generate_classification_dataset, generate_detection_dataset
+from libtlt.samples.preview import classification_contact_sheet, detection_contact_sheet
+
+logger = get_logger("libtlt.demo")
+
+DETECTION_FRAMES = 40
+DETECTION_SIZE = (480, 272)
+CLASSIFICATION_CLASSES = ("circle", "triangle", "star")
+CLASSIFICATION_SPLITS = {"train": 40, "val": 10, "test": 10}
+
+
+@dataclass
+class DemoContext:
+    """Where the demo writes, and what each step produced (by name) for the steps after it."""
+
+    outdir: Path
+    seed: int = 0
+    results: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    run: Callable[[DemoContext], None]
+
+
+def generate_detection_data(ctx: DemoContext) -> None:
+    width, height = DETECTION_SIZE
+    sample = generate_detection_dataset(ctx.outdir / "data" / "detection", num_images=DETECTION_FRAMES, width=width,
+                                        height=height, seed=ctx.seed, with_sequence_map=True)
+    ctx.results["detection"] = sample
+    counts = ", ".join(f"{name} {n}" for name, n in sample.object_counts.items())
+    ctx.summary.append(f"detection dataset: {sample.root} ({len(sample.frame_ids)} frames {width}x{height}; "
+                       f"objects: {counts})")
+
+
+def generate_classification_data(ctx: DemoContext) -> None:
+    sample = generate_classification_dataset(ctx.outdir / "data" / "classification", classes=CLASSIFICATION_CLASSES,
+                                             images_per_split=CLASSIFICATION_SPLITS, seed=ctx.seed)
+    ctx.results["classification"] = sample
+    per_split = "; ".join(f"{split}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
+                          for split, counts in sample.counts.items())
+    ctx.summary.append(f"classification dataset: {sample.root} ({per_split})")
+
+
+def preview_detection(ctx: DemoContext) -> None:
+    sample = ctx.results["detection"]
+    path = detection_contact_sheet(sample.image_dir, sample.label_dir, ctx.outdir / "preview_detection.png",
+                                   classes=sample.classes, image_extension="png", count=6, columns=2)
+    ctx.summary.append(f"detection preview: {path}")
+
+
+def preview_classification(ctx: DemoContext) -> None:
+    sample = ctx.results["classification"]
+    path = classification_contact_sheet(sample.root, "train", sample.classes,
+                                        ctx.outdir / "preview_classification.png", per_class=8)
+    ctx.summary.append(f"classification preview: {path}")
+
+
+STEPS: list[DemoStep] = [
+    DemoStep("generate detection sample data", generate_detection_data),
+    DemoStep("generate classification sample data", generate_classification_data),
+    DemoStep("preview detection labels", preview_detection),
+    DemoStep("preview classification images", preview_classification),
+]
+
+
+def run_demo(outdir: str | Path, steps: list[DemoStep] | None = None, seed: int = 0) -> DemoContext:
+    """Run ``steps`` (default ``STEPS``) in order into ``outdir`` and print a summary."""
+    steps = STEPS if steps is None else steps
+    ctx = DemoContext(outdir=Path(outdir), seed=seed)
+    ctx.outdir.mkdir(parents=True, exist_ok=True)
+    for number, step in enumerate(steps, start=1):
+        logger.info("step %d/%d: %s", number, len(steps), step.name)
+        started = time.perf_counter()
+        step.run(ctx)
+        logger.debug("step %d/%d done in %.1f s", number, len(steps), time.perf_counter() - started)
+    click.echo("Demo summary:")
+    for line in ctx.summary:
+        click.echo(f"  {line}")
+    return ctx
+
+
+@click.command(name="libtlt.demo", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+@verbose_option
+def main(outdir: str, seed: int, verbose: bool) -> None:
+    """Run the demo pipeline on small sample data, writing everything under OUTDIR."""
+    run_tool(lambda: run_demo(outdir, seed=seed), verbose=verbose)
+
+
+if __name__ == "__main__":
+    main()
