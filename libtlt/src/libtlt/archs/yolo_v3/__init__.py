@@ -1,0 +1,1 @@
+"""YOLOv3: three-scale anchor detector (000 §7.7); spec validation in validation.py."""
