@@ -98,6 +98,7 @@ def test_yaml_locates_fields() -> None:
         (("number: 2", "number: true"), "s.yaml:9:17: field 'message_type[0].field[1].number': expected an integer, got True"),
         (("LABEL_OPTIONAL", "OPT"), "s.yaml:7:16: field 'message_type[0].field[0].label': unknown value 'OPT'"),
         (("name: x.proto", "name: [x"), "s.yaml:2:13: invalid YAML"),
+        (("number: 2", "number: 99999999999"), "s.yaml:9:17: field 'message_type[0].field[1].number': 99999999999 is out of range"),
         (("name: A", "name: {a: 1}"), "s.yaml:3:11: field 'message_type[0].name': expected a string"),
     ],
 )

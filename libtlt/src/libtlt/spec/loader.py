@@ -165,6 +165,14 @@ def _load_yaml(text: str, message_type: type[M], name: str) -> LoadedSpec[M]:
     return LoadedSpec(message, name, positions)
 
 
+_INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+
+
 class _YamlWalker:
     """Fill a message from a composed YAML node tree (for positions) and its loaded values."""
 
@@ -238,6 +246,9 @@ class _YamlWalker:
                         FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64):
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValueError
+                low, high = _INT_RANGES[kind]
+                if not low <= value <= high:
+                    raise SpecError(f"{value} is out of range [{low}, {high}]", location=self._loc(node), field=name)
                 return value
             if kind in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
                 if isinstance(value, bool):

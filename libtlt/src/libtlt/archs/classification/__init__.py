@@ -1,0 +1,1 @@
+"""Image classification: backbones with a softmax head (000 §7.1, 003)."""
