@@ -36,6 +36,10 @@ BACKBONES: dict[str, Backbone] = {
     "darknet": Backbone("darknet", (19, 53), tuple(range(6))),
     # Chapter 3 lists SqueezeNet for every detector but FasterRCNN; no freeze IDs are documented.
     "squeezenet": Backbone("squeezenet", (), None),
+    # Classification (000 §7.1) also offers AlexNet (no freeze IDs documented); 003 adds EfficientNet
+    # b0-b5, whose variants share the stem + 7 stages (+ top) block layout.
+    "alexnet": Backbone("alexnet", (), None),
+    "efficientnet": Backbone("efficientnet", (), tuple(range(8))),
 }
 
 #: ``arch`` values of the SSD, DSSD, RetinaNet and YOLOv3 configs (000 §7.4.6 "arch").

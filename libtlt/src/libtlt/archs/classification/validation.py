@@ -9,8 +9,7 @@ The schema (``classification.proto``) accepts both manuals' layouts; this module
 * folds a 003-layout spec into the 000 layout (:func:`canonical_experiment`) so the rest of the code
   reads one set of names.
 
-The backbone tables (``N_LAYERS``, ``FREEZE_BLOCKS``) are private to classification until
-``libtlt.spec.backbones`` exists.
+Freeze-block IDs come from ``libtlt.spec.backbones``, shared with every architecture.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import difflib
 from collections.abc import Sequence
 
 from libtlt.spec import LoadedSpec
+from libtlt.spec.backbones import check_freeze_block
 from libtlt.spec.protos import classification_pb2 as pb
 
 #: Backbone → valid ``n_layers`` (000 §7.1 comments); ``None``: n_layers is not used.
@@ -35,17 +35,6 @@ N_LAYERS: dict[str, tuple[int, ...] | None] = {
     **{f"efficientnet{sep}b{i}": None for sep in ("-", "_") for i in range(6)},
 }
 
-#: Backbone family → block IDs valid in ``freeze_blocks`` (003 model table). AlexNet and SqueezeNet
-#: are not documented, so their IDs are not checked.
-FREEZE_BLOCKS: dict[str, range] = {
-    "resnet": range(0, 4),
-    "vgg": range(1, 6),
-    "mobilenet_v1": range(0, 12),
-    "mobilenet_v2": range(0, 14),
-    "googlenet": range(0, 8),
-    "darknet": range(0, 6),
-    "efficientnet": range(0, 8),
-}
 
 #: Learning rate scheduler → the parameters that must be given with it (000 §7.1 comments, 003).
 SCHEDULER_PARAMS: dict[str, tuple[str, ...]] = {
@@ -227,12 +216,11 @@ def _validate_model(spec: LoadedSpec[pb.Experiment], model: pb.ModelConfig, name
         raise spec.error(f"{name}.input_image_size", f"the channel count C must be 1 or 3, got {c}")
     if h < 16 or w < 16:
         raise spec.error(f"{name}.input_image_size", f"height and width must be >= 16, got {h}x{w}")
-    valid = FREEZE_BLOCKS.get(backbone_family(arch))
-    if valid is not None:
-        for index, block in enumerate(model.freeze_blocks):
-            if block not in valid:
-                raise spec.error(f"{name}.freeze_blocks[{index}]",
-                                 f"{arch} block IDs valid for freezing are {valid.start}-{valid.stop - 1}, got {block}")
+    for index, block in enumerate(model.freeze_blocks):
+        try:
+            check_freeze_block(backbone_family(arch), block)
+        except ValueError as err:
+            raise spec.error(f"{name}.freeze_blocks[{index}]", str(err)) from None
     if not 0.0 <= model.dropout < 1.0:
         raise spec.error(f"{name}.dropout", f"must be in [0, 1), got {model.dropout:g}")
 

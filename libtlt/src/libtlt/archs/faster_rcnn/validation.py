@@ -7,7 +7,7 @@ The schema accepts both manuals' layouts (000: ``network_config`` and everything
 that writes one setting under both names and checks the manuals' constraints, raising ``SpecError``
 at the field's ``file:line:column``.
 
-The backbone table (``FREEZE_BLOCKS``) is private to FasterRCNN until ``libtlt.spec.backbones`` exists.
+Freeze-block IDs come from ``libtlt.spec.backbones``, shared with every architecture.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from libtlt.spec import LoadedSpec
+from libtlt.spec.backbones import check_freeze_block
 from libtlt.spec.protos import faster_rcnn_pb2 as pb
 
 #: Backbones written as ``feature_extractor`` (000) or ``arch`` (002). ``vgg`` is Keras' VGG16.
@@ -28,16 +29,6 @@ BACKBONES = (
     "darknet:19", "darknet:53", "efficientnet:b0", "efficientnet:b1",
 )
 
-#: Backbone family (the name before ':') → block IDs valid in ``freeze_blocks`` (000 §7.3.1, 002).
-FREEZE_BLOCKS: dict[str, range] = {
-    "resnet": range(0, 4),
-    "vgg": range(1, 6),
-    "googlenet": range(0, 8),
-    "mobilenet_v1": range(0, 12),
-    "mobilenet_v2": range(0, 14),
-    "darknet": range(0, 6),
-    "efficientnet": range(0, 8),
-}
 
 #: image_type → valid image_channel_order. 000 prints the grayscale order as '1'; 'l' (luminance) is
 #: accepted as the same thing.
@@ -160,11 +151,11 @@ def _validate_model(spec: LoadedSpec[pb.Experiment], model: pb.ModelConfig, path
         raise spec.error(f"{path}.roi_mini_batch", f"must be > 0, got {model.roi_mini_batch}")
     if model.rpn_stride != RPN_STRIDE:
         raise spec.error(f"{path}.rpn_stride", f"the RPN stride is fixed at {RPN_STRIDE}, got {model.rpn_stride}")
-    valid = FREEZE_BLOCKS[backbone_family(name)]
     for index, block in enumerate(model.freeze_blocks):
-        if block not in valid:
-            raise spec.error(f"{path}.freeze_blocks[{index}]",
-                             f"{name} block IDs valid for freezing are {valid.start}-{valid.stop - 1}, got {block}")
+        try:
+            check_freeze_block(backbone_family(name), block)
+        except ValueError as err:
+            raise spec.error(f"{path}.freeze_blocks[{index}]", str(err)) from None
     if model.roi_pooling_config.pool_size <= 0:
         raise spec.error(f"{path}.roi_pooling_config.pool_size", "must be > 0, got 0")
     for rate in ("dropout_rate", "drop_connect_rate"):
