@@ -11,7 +11,7 @@ from libtlt.archs.faster_rcnn import validation as frcnn_validation
 from libtlt.archs.mask_rcnn import validation as mrcnn_validation
 from libtlt.errors import SpecError
 from libtlt.spec import load_spec, load_spec_text
-from libtlt.spec.protos import classification_pb2, faster_rcnn_pb2, mask_rcnn_pb2
+from libtlt.spec.protos import classification_pb2, common_pb2, faster_rcnn_pb2, mask_rcnn_pb2
 
 SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"
 
@@ -301,7 +301,7 @@ def test_faster_rcnn_002_values() -> None:
     train = exp.training_config
     assert train.enable_augmentation and not train.enable_qat
     assert train.retrain_pruned_model.endswith("model_1_pruned.tlt")
-    assert train.regularizer.type == faster_rcnn_pb2.RegularizerConfig.L2
+    assert train.regularizer.type == common_pb2.RegularizerConfig.L2
     assert train.regularizer.weight == pytest.approx(1e-4)
     assert train.optimizer.sgd.momentum == pytest.approx(0.9) and not train.optimizer.sgd.nesterov
     soft = train.learning_rate.soft_start

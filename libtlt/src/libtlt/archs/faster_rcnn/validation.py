@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 
 from libtlt.spec import LoadedSpec
 from libtlt.spec.backbones import check_freeze_block
+from libtlt.spec.protos import common_pb2
 from libtlt.spec.protos import faster_rcnn_pb2 as pb
 
 #: Backbones written as ``feature_extractor`` (000) or ``arch`` (002). ``vgg`` is Keras' VGG16.
@@ -209,7 +210,7 @@ def _validate_input_image(spec: LoadedSpec[pb.Experiment], model: pb.ModelConfig
         raise spec.error(f"{where}.max_objects_num_per_image", "must be > 0, got 0")
 
 
-def _validate_augmentation(spec: LoadedSpec[pb.Experiment], aug: pb.AugmentationConfig, path: str,
+def _validate_augmentation(spec: LoadedSpec[pb.Experiment], aug: common_pb2.AugmentationConfig, path: str,
                            image: pb.InputImageConfig) -> None:
     pre = aug.preprocessing
     where = f"{path}.preprocessing"
@@ -226,7 +227,7 @@ def _validate_augmentation(spec: LoadedSpec[pb.Experiment], aug: pb.Augmentation
                          f"got {pre.output_image_channel}")
 
 
-def _validate_dataset(spec: LoadedSpec[pb.Experiment], dataset: pb.DatasetConfig, path: str) -> None:
+def _validate_dataset(spec: LoadedSpec[pb.Experiment], dataset: common_pb2.DatasetConfig, path: str) -> None:
     if dataset.HasField("validation_fold") and dataset.HasField("validation_data_source"):
         raise spec.error(f"{path}.validation_data_source",
                          "validation_fold and validation_data_source are exclusive; remove validation_fold")

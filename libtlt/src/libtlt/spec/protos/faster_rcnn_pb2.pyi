@@ -1,3 +1,4 @@
+from libtlt.spec.protos import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -32,11 +33,11 @@ class Experiment(_message.Message):
     network_config: ModelConfig
     training_config: TrainingConfig
     model_config: ModelConfig
-    dataset_config: DatasetConfig
-    augmentation_config: AugmentationConfig
+    dataset_config: _common_pb2.DatasetConfig
+    augmentation_config: _common_pb2.AugmentationConfig
     inference_config: InferenceConfig
     evaluation_config: EvaluationConfig
-    def __init__(self, random_seed: _Optional[int] = ..., enc_key: _Optional[str] = ..., verbose: _Optional[bool] = ..., network_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., dataset_config: _Optional[_Union[DatasetConfig, _Mapping]] = ..., augmentation_config: _Optional[_Union[AugmentationConfig, _Mapping]] = ..., inference_config: _Optional[_Union[InferenceConfig, _Mapping]] = ..., evaluation_config: _Optional[_Union[EvaluationConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, random_seed: _Optional[int] = ..., enc_key: _Optional[str] = ..., verbose: _Optional[bool] = ..., network_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., training_config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., dataset_config: _Optional[_Union[_common_pb2.DatasetConfig, _Mapping]] = ..., augmentation_config: _Optional[_Union[_common_pb2.AugmentationConfig, _Mapping]] = ..., inference_config: _Optional[_Union[InferenceConfig, _Mapping]] = ..., evaluation_config: _Optional[_Union[EvaluationConfig, _Mapping]] = ...) -> None: ...
 
 class ImageSizeConfigHeightWidth(_message.Message):
     __slots__ = ("height", "width")
@@ -136,110 +137,6 @@ class ModelConfig(_message.Message):
     activation: Activation
     def __init__(self, input_image_config: _Optional[_Union[InputImageConfig, _Mapping]] = ..., feature_extractor: _Optional[str] = ..., anchor_box_config: _Optional[_Union[AnchorBoxConfig, _Mapping]] = ..., roi_mini_batch: _Optional[int] = ..., rpn_stride: _Optional[int] = ..., freeze_bn: _Optional[bool] = ..., freeze_blocks: _Optional[_Iterable[int]] = ..., conv_bn_share_bias: _Optional[bool] = ..., roi_pooling_config: _Optional[_Union[RoiPoolingConfig, _Mapping]] = ..., all_projections: _Optional[bool] = ..., use_pooling: _Optional[bool] = ..., arch: _Optional[str] = ..., use_bias: _Optional[bool] = ..., dropout_rate: _Optional[float] = ..., drop_connect_rate: _Optional[float] = ..., activation: _Optional[_Union[Activation, _Mapping]] = ...) -> None: ...
 
-class DataSource(_message.Message):
-    __slots__ = ("tfrecords_path", "image_directory_path")
-    TFRECORDS_PATH_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_DIRECTORY_PATH_FIELD_NUMBER: _ClassVar[int]
-    tfrecords_path: str
-    image_directory_path: str
-    def __init__(self, tfrecords_path: _Optional[str] = ..., image_directory_path: _Optional[str] = ...) -> None: ...
-
-class ClassMapping(_message.Message):
-    __slots__ = ("key", "value")
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
-class DatasetConfig(_message.Message):
-    __slots__ = ("data_sources", "image_extension", "target_class_mapping", "validation_fold", "validation_data_source")
-    DATA_SOURCES_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_EXTENSION_FIELD_NUMBER: _ClassVar[int]
-    TARGET_CLASS_MAPPING_FIELD_NUMBER: _ClassVar[int]
-    VALIDATION_FOLD_FIELD_NUMBER: _ClassVar[int]
-    VALIDATION_DATA_SOURCE_FIELD_NUMBER: _ClassVar[int]
-    data_sources: _containers.RepeatedCompositeFieldContainer[DataSource]
-    image_extension: str
-    target_class_mapping: _containers.RepeatedCompositeFieldContainer[ClassMapping]
-    validation_fold: int
-    validation_data_source: DataSource
-    def __init__(self, data_sources: _Optional[_Iterable[_Union[DataSource, _Mapping]]] = ..., image_extension: _Optional[str] = ..., target_class_mapping: _Optional[_Iterable[_Union[ClassMapping, _Mapping]]] = ..., validation_fold: _Optional[int] = ..., validation_data_source: _Optional[_Union[DataSource, _Mapping]] = ...) -> None: ...
-
-class PreprocessingConfig(_message.Message):
-    __slots__ = ("output_image_width", "output_image_height", "output_image_channel", "crop_right", "crop_left", "crop_top", "crop_bottom", "min_bbox_height", "min_bbox_width", "scale_height", "scale_width", "output_image_min", "output_image_max", "enable_auto_resize")
-    OUTPUT_IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_IMAGE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
-    CROP_RIGHT_FIELD_NUMBER: _ClassVar[int]
-    CROP_LEFT_FIELD_NUMBER: _ClassVar[int]
-    CROP_TOP_FIELD_NUMBER: _ClassVar[int]
-    CROP_BOTTOM_FIELD_NUMBER: _ClassVar[int]
-    MIN_BBOX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    MIN_BBOX_WIDTH_FIELD_NUMBER: _ClassVar[int]
-    SCALE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    SCALE_WIDTH_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_IMAGE_MIN_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_IMAGE_MAX_FIELD_NUMBER: _ClassVar[int]
-    ENABLE_AUTO_RESIZE_FIELD_NUMBER: _ClassVar[int]
-    output_image_width: int
-    output_image_height: int
-    output_image_channel: int
-    crop_right: int
-    crop_left: int
-    crop_top: int
-    crop_bottom: int
-    min_bbox_height: float
-    min_bbox_width: float
-    scale_height: float
-    scale_width: float
-    output_image_min: int
-    output_image_max: int
-    enable_auto_resize: bool
-    def __init__(self, output_image_width: _Optional[int] = ..., output_image_height: _Optional[int] = ..., output_image_channel: _Optional[int] = ..., crop_right: _Optional[int] = ..., crop_left: _Optional[int] = ..., crop_top: _Optional[int] = ..., crop_bottom: _Optional[int] = ..., min_bbox_height: _Optional[float] = ..., min_bbox_width: _Optional[float] = ..., scale_height: _Optional[float] = ..., scale_width: _Optional[float] = ..., output_image_min: _Optional[int] = ..., output_image_max: _Optional[int] = ..., enable_auto_resize: _Optional[bool] = ...) -> None: ...
-
-class SpatialAugmentationConfig(_message.Message):
-    __slots__ = ("hflip_probability", "vflip_probability", "zoom_min", "zoom_max", "translate_max_x", "translate_max_y", "rotate_rad_max")
-    HFLIP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
-    VFLIP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
-    ZOOM_MIN_FIELD_NUMBER: _ClassVar[int]
-    ZOOM_MAX_FIELD_NUMBER: _ClassVar[int]
-    TRANSLATE_MAX_X_FIELD_NUMBER: _ClassVar[int]
-    TRANSLATE_MAX_Y_FIELD_NUMBER: _ClassVar[int]
-    ROTATE_RAD_MAX_FIELD_NUMBER: _ClassVar[int]
-    hflip_probability: float
-    vflip_probability: float
-    zoom_min: float
-    zoom_max: float
-    translate_max_x: float
-    translate_max_y: float
-    rotate_rad_max: float
-    def __init__(self, hflip_probability: _Optional[float] = ..., vflip_probability: _Optional[float] = ..., zoom_min: _Optional[float] = ..., zoom_max: _Optional[float] = ..., translate_max_x: _Optional[float] = ..., translate_max_y: _Optional[float] = ..., rotate_rad_max: _Optional[float] = ...) -> None: ...
-
-class ColorAugmentationConfig(_message.Message):
-    __slots__ = ("color_shift_stddev", "hue_rotation_max", "saturation_shift_max", "contrast_scale_max", "contrast_center")
-    COLOR_SHIFT_STDDEV_FIELD_NUMBER: _ClassVar[int]
-    HUE_ROTATION_MAX_FIELD_NUMBER: _ClassVar[int]
-    SATURATION_SHIFT_MAX_FIELD_NUMBER: _ClassVar[int]
-    CONTRAST_SCALE_MAX_FIELD_NUMBER: _ClassVar[int]
-    CONTRAST_CENTER_FIELD_NUMBER: _ClassVar[int]
-    color_shift_stddev: float
-    hue_rotation_max: float
-    saturation_shift_max: float
-    contrast_scale_max: float
-    contrast_center: float
-    def __init__(self, color_shift_stddev: _Optional[float] = ..., hue_rotation_max: _Optional[float] = ..., saturation_shift_max: _Optional[float] = ..., contrast_scale_max: _Optional[float] = ..., contrast_center: _Optional[float] = ...) -> None: ...
-
-class AugmentationConfig(_message.Message):
-    __slots__ = ("preprocessing", "spatial_augmentation", "color_augmentation")
-    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
-    SPATIAL_AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
-    COLOR_AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
-    preprocessing: PreprocessingConfig
-    spatial_augmentation: SpatialAugmentationConfig
-    color_augmentation: ColorAugmentationConfig
-    def __init__(self, preprocessing: _Optional[_Union[PreprocessingConfig, _Mapping]] = ..., spatial_augmentation: _Optional[_Union[SpatialAugmentationConfig, _Mapping]] = ..., color_augmentation: _Optional[_Union[ColorAugmentationConfig, _Mapping]] = ...) -> None: ...
-
 class RegrStd(_message.Message):
     __slots__ = ("key", "value")
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -255,22 +152,6 @@ class RegConfig(_message.Message):
     reg_type: str
     weight_decay: float
     def __init__(self, reg_type: _Optional[str] = ..., weight_decay: _Optional[float] = ...) -> None: ...
-
-class RegularizerConfig(_message.Message):
-    __slots__ = ("type", "weight")
-    class RegularizationType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-        __slots__ = ()
-        NO_REG: _ClassVar[RegularizerConfig.RegularizationType]
-        L1: _ClassVar[RegularizerConfig.RegularizationType]
-        L2: _ClassVar[RegularizerConfig.RegularizationType]
-    NO_REG: RegularizerConfig.RegularizationType
-    L1: RegularizerConfig.RegularizationType
-    L2: RegularizerConfig.RegularizationType
-    TYPE_FIELD_NUMBER: _ClassVar[int]
-    WEIGHT_FIELD_NUMBER: _ClassVar[int]
-    type: RegularizerConfig.RegularizationType
-    weight: float
-    def __init__(self, type: _Optional[_Union[RegularizerConfig.RegularizationType, str]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class AdamOptimizerConfig(_message.Message):
     __slots__ = ("lr", "beta_1", "beta_2", "epsilon", "decay")
@@ -382,8 +263,8 @@ class TrainingConfig(_message.Message):
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     ENABLE_QAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_PARALLELISM_FIELD_NUMBER: _ClassVar[int]
-    kitti_data_config: DatasetConfig
-    data_augmentation: AugmentationConfig
+    kitti_data_config: _common_pb2.DatasetConfig
+    data_augmentation: _common_pb2.AugmentationConfig
     enable_augmentation: bool
     batch_size_per_gpu: int
     num_epochs: int
@@ -412,11 +293,11 @@ class TrainingConfig(_message.Message):
     lambda_cls_class: float
     inference_config: InferenceConfig
     evaluation_config: EvaluationConfig
-    regularizer: RegularizerConfig
+    regularizer: _common_pb2.RegularizerConfig
     learning_rate: LRConfig
     enable_qat: bool
     model_parallelism: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, kitti_data_config: _Optional[_Union[DatasetConfig, _Mapping]] = ..., data_augmentation: _Optional[_Union[AugmentationConfig, _Mapping]] = ..., enable_augmentation: _Optional[bool] = ..., batch_size_per_gpu: _Optional[int] = ..., num_epochs: _Optional[int] = ..., pretrained_weights: _Optional[str] = ..., resume_from_model: _Optional[str] = ..., retrain_pruned_model: _Optional[str] = ..., output_model: _Optional[str] = ..., checkpoint_interval: _Optional[int] = ..., rpn_min_overlap: _Optional[float] = ..., rpn_max_overlap: _Optional[float] = ..., classifier_min_overlap: _Optional[float] = ..., classifier_max_overlap: _Optional[float] = ..., gt_as_roi: _Optional[bool] = ..., std_scaling: _Optional[float] = ..., classifier_regr_std: _Optional[_Iterable[_Union[RegrStd, _Mapping]]] = ..., rpn_mini_batch: _Optional[int] = ..., rpn_pre_nms_top_N: _Optional[int] = ..., rpn_nms_max_boxes: _Optional[int] = ..., rpn_nms_overlap_threshold: _Optional[float] = ..., reg_config: _Optional[_Union[RegConfig, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., lr_scheduler: _Optional[_Union[LRConfig, _Mapping]] = ..., lambda_rpn_regr: _Optional[float] = ..., lambda_rpn_class: _Optional[float] = ..., lambda_cls_regr: _Optional[float] = ..., lambda_cls_class: _Optional[float] = ..., inference_config: _Optional[_Union[InferenceConfig, _Mapping]] = ..., evaluation_config: _Optional[_Union[EvaluationConfig, _Mapping]] = ..., regularizer: _Optional[_Union[RegularizerConfig, _Mapping]] = ..., learning_rate: _Optional[_Union[LRConfig, _Mapping]] = ..., enable_qat: _Optional[bool] = ..., model_parallelism: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, kitti_data_config: _Optional[_Union[_common_pb2.DatasetConfig, _Mapping]] = ..., data_augmentation: _Optional[_Union[_common_pb2.AugmentationConfig, _Mapping]] = ..., enable_augmentation: _Optional[bool] = ..., batch_size_per_gpu: _Optional[int] = ..., num_epochs: _Optional[int] = ..., pretrained_weights: _Optional[str] = ..., resume_from_model: _Optional[str] = ..., retrain_pruned_model: _Optional[str] = ..., output_model: _Optional[str] = ..., checkpoint_interval: _Optional[int] = ..., rpn_min_overlap: _Optional[float] = ..., rpn_max_overlap: _Optional[float] = ..., classifier_min_overlap: _Optional[float] = ..., classifier_max_overlap: _Optional[float] = ..., gt_as_roi: _Optional[bool] = ..., std_scaling: _Optional[float] = ..., classifier_regr_std: _Optional[_Iterable[_Union[RegrStd, _Mapping]]] = ..., rpn_mini_batch: _Optional[int] = ..., rpn_pre_nms_top_N: _Optional[int] = ..., rpn_nms_max_boxes: _Optional[int] = ..., rpn_nms_overlap_threshold: _Optional[float] = ..., reg_config: _Optional[_Union[RegConfig, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., lr_scheduler: _Optional[_Union[LRConfig, _Mapping]] = ..., lambda_rpn_regr: _Optional[float] = ..., lambda_rpn_class: _Optional[float] = ..., lambda_cls_regr: _Optional[float] = ..., lambda_cls_class: _Optional[float] = ..., inference_config: _Optional[_Union[InferenceConfig, _Mapping]] = ..., evaluation_config: _Optional[_Union[EvaluationConfig, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.RegularizerConfig, _Mapping]] = ..., learning_rate: _Optional[_Union[LRConfig, _Mapping]] = ..., enable_qat: _Optional[bool] = ..., model_parallelism: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EtltModel(_message.Message):
     __slots__ = ("model", "calibration_cache")
