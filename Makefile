@@ -24,7 +24,7 @@ $(STAMP): constraints.txt libtlt/pyproject.toml $(addsuffix /pyproject.toml,$(TO
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests $(addsuffix /tests,$(TOOLS))
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests $(wildcard tools/*/tests)
 
 demo: install
 	$(BIN)/python -m libtlt.demo demo_out
