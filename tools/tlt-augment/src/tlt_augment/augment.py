@@ -1,0 +1,137 @@
+"""tlt-augment's logic (000 chapter 5): check everything, then augment every frame.
+
+Every input problem that can be found without decoding pixels — spec, folders, pairing, label
+lines, image headers — is reported before the first output file is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from libtlt.errors import DataError, TltError
+from libtlt.io.kitti import pair_frames, read_label_file
+from libtlt.log import get_logger
+from tlt_augment.spec import AugmentSpec, load_augment_spec
+
+if TYPE_CHECKING:
+    from tlt_augment.pipeline import FrameTask
+
+logger = get_logger("tlt_augment.augment")
+
+#: Formats an image file may hold (checked from its header before anything is written).
+IMAGE_FORMATS = ("PNG", "JPEG")
+TAIL_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class Summary:
+    images: int
+    boxes_kept: int
+    boxes_dropped: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run(*, dataset_folder: str | Path, augmentation_proto: str | Path, output_dataset: str | Path,
+        verbose: bool = False, workers: int | None = None) -> Summary:
+    """Augment the KITTI dataset under ``dataset_folder`` into ``output_dataset``/images and /labels."""
+    from tlt_augment.pipeline import Augmentor, run_frames  # OpenCV: imported only when needed
+
+    start = time.perf_counter()
+    logging.getLogger("PIL").setLevel(logging.INFO)  # its DEBUG lines list every PNG chunk
+    spec = load_augment_spec(augmentation_proto)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise TltError(f"--workers must be at least 1, got {workers}", field="workers")
+    root = Path(dataset_folder)
+    if not root.is_dir():
+        raise DataError("dataset folder not found", location=root)
+    output = Path(output_dataset)
+    tasks = collect_frames(root, spec)
+    _check_output(output, root / spec.image_path, root / spec.label_path)
+    logger.info("Input dataset: %s", root)
+    logger.info("Output dataset: %s", output)
+
+    augmentor = Augmentor(spec, output, annotate=verbose)
+    for folder in (augmentor.image_dir, augmentor.label_dir) + ((augmentor.annotated_dir,) if verbose else ()):
+        folder.mkdir(parents=True, exist_ok=True)
+    kept = dropped = done = 0
+    workers = min(workers, len(tasks))
+    with tqdm(total=len(tasks)) as progress:
+        for result in run_frames(augmentor, tasks, workers):
+            kept += result.kept
+            dropped += result.dropped
+            done += 1
+            progress.update(1)
+    summary = Summary(done, kept, dropped, time.perf_counter() - start)
+    logger.info("Wrote %d images and label files to %s (%d workers)", summary.images, output, workers)
+    logger.info("Boxes kept: %d, dropped (zero area after the transform): %d", kept, dropped)
+    logger.info("Time: %.2f s, %.2f images/s", summary.seconds, summary.images_per_second)
+    return summary
+
+
+def collect_frames(root: Path, spec: AugmentSpec) -> list[FrameTask]:
+    """Pair images with labels, parse every label file and check every image header."""
+    from tlt_augment.pipeline import FrameTask
+
+    image_dir, label_dir = root / spec.image_path, root / spec.label_path
+    frames = pair_frames(image_dir, label_dir, spec.image_extension)
+    tasks = []
+    for frame in frames:
+        objects = tuple(read_label_file(frame.label_path))
+        check_image_header(frame.image_path)
+        tasks.append(FrameTask(frame.frame_id, frame.image_path, frame.label_path, objects))
+    return tasks
+
+
+def check_image_header(path: Path) -> None:
+    """A ``DataError`` naming ``path`` unless it looks like a whole PNG or JPEG file.
+
+    Reads the header (format and size) and the file's end: a PNG must end with its IEND chunk and
+    a JPEG with its end-of-image marker (within ``TAIL_BYTES``, as some cameras append trailers),
+    which catches the usual damage, a truncated copy, without decoding any pixels.
+    """
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+            width, height = image.size
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+            tail = handle.read()
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        reason = "not a PNG or JPEG image" if isinstance(err, UnidentifiedImageError) else str(err)
+        raise DataError(f"unreadable image: {reason}", location=path) from None
+    if kind not in IMAGE_FORMATS:
+        raise DataError(f"unsupported image format {kind} (PNG or JPEG expected)", location=path)
+    if width < 1 or height < 1:
+        raise DataError(f"empty image ({width}x{height})", location=path)
+    end_marker = b"IEND" if kind == "PNG" else b"\xff\xd9"
+    if end_marker not in tail:
+        raise DataError(f"unreadable image: truncated {kind} file (no end marker)", location=path)
+
+
+def _check_output(output: Path, image_dir: Path, label_dir: Path) -> None:
+    """Refuse to write over the input folders."""
+    if output.exists() and not output.is_dir():
+        raise DataError("output dataset path exists and is not a folder", location=output)
+    for target, source in ((output / "images", image_dir), (output / "labels", label_dir)):
+        if target.resolve() == source.resolve():
+            raise DataError(f"output folder {target} is the input folder; choose another -o", location=output)
