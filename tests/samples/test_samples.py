@@ -202,8 +202,12 @@ def test_demo_writes_previews(tmp_path: Path) -> None:
     for _ in range(2):  # idempotent: a second run overwrites
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-    assert "[INFO] libtlt.demo: step 1/4: generate detection sample data" in done.stderr
-    assert "[INFO] libtlt.demo: step 4/4:" in done.stderr
+    from libtlt.demo import STEPS
+    from libtlt.io.tfrecord import read_records
+
+    steps = len(STEPS)
+    assert f"[INFO] libtlt.demo: step 1/{steps}: generate detection sample data" in done.stderr
+    assert f"[INFO] libtlt.demo: step {steps}/{steps}:" in done.stderr
     assert "Demo summary:" in done.stdout and "pedestrian" in done.stdout
     for name in ("preview_detection.png", "preview_classification.png"):
         with Image.open(tmp_path / name) as image:
@@ -211,4 +215,11 @@ def test_demo_writes_previews(tmp_path: Path) -> None:
     counts = Counter(obj.class_name for p in (tmp_path / "data" / "detection" / "labels").iterdir()
                      for obj in read_label_file(p))
     assert set(counts) == set(DETECTION_CLASSES)
+    # The pipeline steps: tlt-augment keeps every frame id, tlt-dataset-convert writes every frame once.
+    original = sorted(p.name for p in (tmp_path / "data" / "detection" / "labels").iterdir())
+    augmented = sorted(p.name for p in (tmp_path / "data" / "detection_augmented" / "labels").iterdir())
+    assert augmented == original
+    shards = sorted((tmp_path / "tfrecords").glob("kitti-fold-*"))
+    assert len(shards) == 4
+    assert sum(1 for shard in shards for _ in read_records(shard)) == 2 * len(original)
     assert not list(tmp_path.rglob(".*.tmp"))

@@ -1,13 +1,17 @@
 """``python -m libtlt.demo OUTDIR`` (``make demo``): the whole toolkit on small sample data.
 
 The demo is a list of named steps (``STEPS``), run in order; each logs
-``[INFO] libtlt.demo: step N/M: <name>``. Later issues append steps (augment, convert, train, ...);
+``[INFO] libtlt.demo: step N/M: <name>``. Tools run as commands, as in a Makefile; later issues
+append steps (train, evaluate, prune, export, ...);
 a step reads what earlier steps left in ``DemoContext.results`` and adds its own. Re-running
 overwrites every output (the sample generators are deterministic).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +21,8 @@ from typing import Any
 import click
 
 from libtlt.cli_options import run_tool, verbose_option
+from libtlt.errors import TltError
+from libtlt.io.atomic import write_text
 from libtlt.log import get_logger
 from libtlt.samples import generate_classification_dataset, generate_detection_dataset
 from libtlt.samples.preview import classification_contact_sheet, detection_contact_sheet
@@ -78,11 +84,85 @@ def preview_classification(ctx: DemoContext) -> None:
     ctx.summary.append(f"classification preview: {path}")
 
 
+AUGMENT_SPEC = """# The manual's sample augmentation (000 ch. 5) at the sample data's size, plus a horizontal flip.
+spatial_config {
+  rotation_config { angle: 5.0 units: "degrees" }
+  shear_config { shear_ratio_x: 0.3 }
+  flip_config { flip_horizontal: true }
+  translation_config { translate_x: 8 }
+}
+color_config {
+  hue_saturation_config { hue_rotation_angle: 25.0 saturation_shift: 1.0 }
+}
+dataset_config { image_path: "images" label_path: "labels" }
+output_image_width: %(width)d
+output_image_height: %(height)d
+output_image_channel: 3
+image_extension: ".png"
+"""
+
+CONVERT_SPEC = """# tlt-dataset-convert (000 6.3): an 80/20 random split of the original and augmented frames.
+kitti_config {
+  root_directory_path: "%(root)s"
+  image_dir_name: "images"
+  label_dir_name: "labels"
+  image_extension: ".png"
+  partition_mode: "random"
+  num_partitions: 2
+  val_split: 20
+  num_shards: 2
+}
+image_directory_path: "%(root)s"
+"""
+
+
+def run_command(args: list[str]) -> None:
+    """Run an installed tlt tool the way a Makefile would: by its command name, in a child process."""
+    tool = Path(sys.executable).parent / args[0]
+    executable = str(tool) if tool.exists() else shutil.which(args[0])
+    if executable is None:
+        raise TltError(f"{args[0]} is not installed (run `make install`)")
+    logger.info("$ %s", " ".join(args))
+    result = subprocess.run([executable, *args[1:]], check=False)
+    if result.returncode != 0:
+        raise TltError(f"{args[0]} failed with exit status {result.returncode}")
+
+
+def augment_detection_data(ctx: DemoContext) -> None:
+    width, height = DETECTION_SIZE
+    spec = ctx.outdir / "specs" / "augment.txt"
+    write_text(spec, AUGMENT_SPEC % {"width": width, "height": height})
+    source, target = ctx.results["detection"].root, ctx.outdir / "data" / "detection_augmented"
+    run_command(["tlt-augment", "-d", str(source), "-a", str(spec), "-o", str(target), "-v"])
+    ctx.results["augmented"] = target
+    ctx.summary.append(f"augmented dataset: {target} (annotated copies in {target / 'images' / 'annotated'})")
+
+
+def convert_to_tfrecords(ctx: DemoContext) -> None:
+    # Merge the original and augmented frames into one KITTI folder (distinct ids), then convert it.
+    merged = ctx.outdir / "data" / "detection_train"
+    for sub in ("images", "labels"):
+        (merged / sub).mkdir(parents=True, exist_ok=True)
+        for prefix, root in (("orig_", ctx.results["detection"].root), ("aug_", ctx.results["augmented"])):
+            for item in (Path(root) / sub).iterdir():
+                if item.is_file():
+                    shutil.copyfile(item, merged / sub / f"{prefix}{item.name}")
+    spec = ctx.outdir / "specs" / "convert.txt"
+    write_text(spec, CONVERT_SPEC % {"root": merged.resolve()})
+    output = ctx.outdir / "tfrecords" / "kitti"
+    run_command(["tlt-dataset-convert", "-d", str(spec), "-o", str(output)])
+    shards = sorted(p.name for p in output.parent.glob("kitti-fold-*"))
+    ctx.results["tfrecords"] = output
+    ctx.summary.append(f"TFRecords: {output.parent} ({len(shards)} shards, e.g. {shards[0]})")
+
+
 STEPS: list[DemoStep] = [
     DemoStep("generate detection sample data", generate_detection_data),
     DemoStep("generate classification sample data", generate_classification_data),
     DemoStep("preview detection labels", preview_detection),
     DemoStep("preview classification images", preview_classification),
+    DemoStep("augment the detection data (tlt-augment)", augment_detection_data),
+    DemoStep("convert to TFRecords (tlt-dataset-convert)", convert_to_tfrecords),
 ]
 
 
