@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from libtlt.samples import DETECTION_CLASSES, FrameConfig, generate_detection_dataset, render_detection_frame
 from libtlt.samples.detection import encode_image
 

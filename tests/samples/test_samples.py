@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
+
 from libtlt.errors import TltError
 from libtlt.io.kitti import pair_frames, read_label_file, read_sequence_map
 from libtlt.samples import (
@@ -23,7 +25,6 @@ from libtlt.samples import (
     render_detection_frame,
 )
 from libtlt.samples.__main__ import main as samples_cli
-from PIL import Image
 
 W, H = 160, 96  # small frames keep the tests fast
 

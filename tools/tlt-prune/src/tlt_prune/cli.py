@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
 
+from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
 from tlt_prune import __version__
 
 
