@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/python -m libtlt.demo demo_out
 
 bench: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-only --benchmark-columns=min,mean,max,rounds
+	$(BIN)/python -m pytest -q -s bench --benchmark-only --benchmark-columns=min,mean,max,rounds
 
 lint: install
 	$(BIN)/ruff check libtlt tools tests bench
