@@ -1,14 +1,51 @@
-"""tlt-evaluate command line: a parser plus one call into the tool's logic."""
+"""tlt-evaluate command line: a parser plus one call into the tool's logic.
+
+``tlt-evaluate ARCH [OPTIONS]``: everything after ARCH is parsed by that architecture's command
+(``tlt-evaluate classification -h`` shows its options). Architectures whose issue has not landed
+exit with status 2 and "not implemented yet".
+"""
 
 from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
+from libtlt.cli_options import key_option, not_implemented, run_tool, spec_option, tool_command, verbose_option
 from tlt_evaluate import __version__
 
+#: Architectures still pending, and the issue that brings them.
+PENDING_ISSUES = {"detectnet_v2": "issue 6"}
+LATER = "a later issue"
+#: Every architecture name of the manuals (000 §9: ``yolo``; specs call it ``yolo_v3``).
+KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "retinanet", "yolo", "yolo_v3",
+               "mask_rcnn")
 
-@tool_command("tlt-evaluate", __version__, ignore_unknown_options=True)
+
+@click.command(name="tlt-evaluate classification", context_settings={"help_option_names": ["-h", "--help"]})
+@spec_option()
+@key_option()
+@click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
+              help="Model to evaluate (default: eval_config.model_path of the spec).")
+@click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
+              help="Where evaluation.json and confusion_matrix.png are written (default: the model's directory).")
+@click.option("--batch_size", type=int, default=None, help="Images per batch (default: eval_config.batch_size).")
+@verbose_option
+def classification(experiment_spec_file: str, key: str, model: str | None, results_dir: str | None,
+                   batch_size: int | None, verbose: bool) -> None:
+    """Evaluate a classification model: loss, top-k accuracy, precision, recall, confusion matrix."""
+
+    def body() -> None:
+        from tlt_evaluate.classification import evaluate_classification
+
+        evaluate_classification(experiment_spec_file, key, model=model, results_dir=results_dir,
+                                batch_size=batch_size)
+
+    run_tool(body, verbose=verbose)
+
+
+COMMANDS = {"classification": classification}
+
+
+@tool_command("tlt-evaluate", __version__, ignore_unknown_options=True, allow_interspersed_args=False)
 @click.argument("arch", required=False)
 @click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -16,7 +53,8 @@ from tlt_evaluate import __version__
 def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
     """Evaluate a trained model.
 
-    Usage: tlt-evaluate ARCH [OPTIONS] — the options depend on the architecture.
+    Usage: tlt-evaluate ARCH [OPTIONS] — the options depend on the architecture
+    (tlt-evaluate ARCH -h lists them).
     """
     if list_archs:
         from libtlt.registry import architecture_names
@@ -24,4 +62,14 @@ def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: boo
         for name in architecture_names():
             click.echo(name)
         return
-    run_tool(not_implemented("tlt-evaluate", "issue 5"), verbose=verbose)
+    if arch is None:
+        raise click.UsageError("missing the architecture (e.g. tlt-evaluate classification -e SPEC -k KEY)")
+    command = COMMANDS.get(arch)
+    if command is not None:
+        command.main(args=[*args, *(["--verbose"] if verbose else [])], prog_name=f"tlt-evaluate {arch}")
+        return
+    from libtlt.registry import architecture_names
+
+    if arch not in KNOWN_ARCHS and arch not in architecture_names():
+        raise click.UsageError(f"unknown architecture '{arch}' (one of: {', '.join(KNOWN_ARCHS)})")
+    run_tool(not_implemented("tlt-evaluate", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)

@@ -1,0 +1,120 @@
+"""``tlt-evaluate classification`` (000 §9.1): loss, top-k accuracy, per-class precision/recall, confusion matrix.
+
+The model file decides the label indices (its ``classes``, in output order) and the input
+preprocessing (``input_shape``, ``preprocess_mode``, ``image_mean``, ``interpolation``); the spec
+gives the dataset (``eval_config.eval_dataset_path`` / 003 ``evaluate.dataset_path``), the model path
+unless ``-m`` is given, ``top_k``, ``batch_size`` and the center crop setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from libtlt.errors import DataError, ModelFileError
+from libtlt.log import get_logger
+from libtlt.metrics.classification import (
+    ClassificationReport,
+    evaluate_predictions,
+    format_report,
+    write_confusion_png,
+    write_report_json,
+)
+
+logger = get_logger("tlt_evaluate.classification")
+
+DEFAULT_TOP_K = 5
+DEFAULT_BATCH_SIZE = 32
+REPORT_FILE = "evaluation.json"
+CONFUSION_FILE = "confusion_matrix.png"
+
+
+def evaluate_classification(experiment_spec_file: str | Path, key: str, model: str | Path | None = None,
+                            results_dir: str | Path | None = None, batch_size: int | None = None) -> ClassificationReport:
+    """Evaluate a classification ``.tlt`` on the spec's evaluation dataset; print and write the report."""
+    from libtlt.archs.classification.validation import canonical_experiment
+    from libtlt.data.classification import (
+        ClassMap,
+        input_config_from_metadata,
+        input_config_from_spec,
+        make_dataset,
+        scan_folder,
+    )
+    from libtlt.spec.experiments import load_experiment
+
+    spec = load_experiment("classification", experiment_spec_file)
+    exp = canonical_experiment(spec.message)
+    section = "evaluate" if spec.message.HasField("evaluate") else "eval_config"
+    evaluate = exp.eval_config
+    model_path = model or evaluate.model_path
+    if not model_path:
+        raise spec.error(f"{section}.model_path", "no model to evaluate: pass -m/--model or set model_path in "
+                                                  f"{section}")
+    if not evaluate.eval_dataset_path:
+        name = "dataset_path" if section == "evaluate" else "eval_dataset_path"
+        raise spec.error(f"{section}.{name}", f"the spec does not say which dataset to evaluate: set {section}.{name}")
+    if batch_size is not None and batch_size < 1:
+        raise click.BadParameter(f"must be >= 1, got {batch_size}", param_hint="--batch_size")
+    batch = batch_size or evaluate.batch_size or DEFAULT_BATCH_SIZE
+    top_k = evaluate.top_k or DEFAULT_TOP_K
+
+    keras_model, metadata = _load_model(model_path, key)
+    classes = metadata.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise ModelFileError("the model metadata lists no classes", location=model_path)
+    class_map = ClassMap(tuple(str(c) for c in classes))
+    _check_outputs(keras_model, len(class_map), model_path)
+    spec_config = input_config_from_spec(exp, training=False)
+    config = input_config_from_metadata(metadata, source=model_path, center_crop=spec_config.center_crop)
+    spec_shape = spec_config.shape
+    if spec_shape != config.shape:
+        logger.warning("The spec's input_image_size %s differs from the model's input shape %s; the model's is used",
+                       ",".join(map(str, spec_shape)), ",".join(map(str, config.shape)))
+
+    index = scan_folder(evaluate.eval_dataset_path, class_map)
+    logger.info("Evaluating %s on %d images of %d classes from %s", model_path, len(index), len(class_map),
+                evaluate.eval_dataset_path)
+    scores = _predict(keras_model, make_dataset(index, config, batch_size=batch, training=False), len(index))
+    report = evaluate_predictions(np.asarray(index.labels), scores, class_map.names, top_k=top_k)
+    click.echo(format_report(report))
+
+    out_dir = Path(results_dir) if results_dir else Path(model_path).resolve().parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = report.to_dict()
+    data.update({"model": str(model_path), "dataset": str(evaluate.eval_dataset_path),
+                 "skipped_images": [[str(p), reason] for p, reason in index.skipped]})
+    write_report_json(out_dir / REPORT_FILE, data)
+    write_confusion_png(out_dir / CONFUSION_FILE, report.confusion_matrix(), class_map.names)
+    logger.info("Wrote %s and %s", out_dir / REPORT_FILE, out_dir / CONFUSION_FILE)
+    return report
+
+
+def _load_model(path: str | Path, key: str) -> tuple[Any, dict[str, Any]]:
+    from libtlt.runtime.keras_model import load_tlt_model
+
+    return load_tlt_model(path, key, architecture="classification")
+
+
+def _check_outputs(model: Any, num_classes: int, path: str | Path) -> None:
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != num_classes:
+        raise ModelFileError(f"the network has {outputs} outputs but its metadata lists {num_classes} classes",
+                             location=path)
+
+
+def _predict(model: Any, dataset: Any, total: int) -> np.ndarray:
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    results = []
+    with tqdm(total=total, unit="img", desc="Evaluating", leave=False) as bar:
+        try:
+            for images, _ in dataset:
+                results.append(np.asarray(model.predict_on_batch(images), dtype=np.float64))
+                bar.update(int(images.shape[0]))
+        except tf.errors.OpError as err:
+            raise DataError(f"an image of the dataset cannot be decoded ({err.message.splitlines()[0]})") from None
+    return np.concatenate(results, axis=0)
