@@ -1,0 +1,58 @@
+"""``--gen_ds_config``: a template ``nvinfer_config.txt`` and ``labels.txt`` beside the exported model (001).
+
+The config is not a complete nvinfer file: its lines replace the same keys in DeepStream's sample
+``config_infer_*.txt``. nvinfer computes ``net-scale-factor * (x - offsets)`` on the image in
+``model-color-format`` order, which is how :class:`~tlt_export.calibrate.Preprocessing` is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from libtlt.errors import UnsupportedError
+from libtlt.io.atomic import write_text
+from tlt_export.calibrate import Preprocessing
+
+CONFIG_NAME = "nvinfer_config.txt"
+LABELS_NAME = "labels.txt"
+NETWORK_TYPES = {"detector": 0, "classifier": 1, "segmentation": 3}
+COLOR_FORMATS = {"rgb": 0, "bgr": 1, "gray": 2}
+
+
+def _number(value: float) -> str:
+    """103.939 → ``103.939``, 0.0 → ``0``: what a person would type."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def nvinfer_config(preprocessing: Preprocessing, *, key: str, network_type: int, num_classes: int,
+                   output_names: Sequence[str]) -> str:
+    """The text of ``nvinfer_config.txt``."""
+    scales = set(preprocessing.scale)
+    if len(scales) != 1:
+        raise UnsupportedError(f"--gen_ds_config: preprocess_mode '{preprocessing.mode}' scales each channel "
+                               "differently, which nvinfer's single net-scale-factor cannot express")
+    lines = [
+        f"net-scale-factor={next(iter(scales))!r}",
+        "offsets=" + ";".join(_number(v) for v in preprocessing.offsets),
+        f"infer-dims={preprocessing.channels};{preprocessing.height};{preprocessing.width}",
+        f"tlt-model-key={key}",
+        f"network-type={network_type}",
+        f"num-detected-classes={num_classes}",
+        "output-blob-names=" + ";".join(output_names),
+        f"model-color-format={COLOR_FORMATS[preprocessing.color_format]}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_deepstream_files(output_file: str | Path, preprocessing: Preprocessing, *, key: str, network_type: int,
+                           classes: Sequence[str], output_names: Sequence[str]) -> tuple[Path, Path]:
+    """Write ``nvinfer_config.txt`` and ``labels.txt`` (one class per line, output order) beside ``output_file``."""
+    folder = Path(output_file).resolve().parent
+    config = nvinfer_config(preprocessing, key=key, network_type=network_type, num_classes=len(classes),
+                            output_names=output_names)
+    config_path, labels_path = folder / CONFIG_NAME, folder / LABELS_NAME
+    write_text(config_path, config)
+    write_text(labels_path, "".join(f"{name}\n" for name in classes))
+    return config_path, labels_path
