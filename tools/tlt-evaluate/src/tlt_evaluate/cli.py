@@ -13,7 +13,7 @@ from libtlt.cli_options import key_option, not_implemented, run_tool, spec_optio
 from tlt_evaluate import __version__
 
 #: Architectures still pending, and the issue that brings them.
-PENDING_ISSUES = {"detectnet_v2": "issue 6"}
+PENDING_ISSUES: dict[str, str] = {}
 LATER = "a later issue"
 #: Every architecture name of the manuals (000 §9: ``yolo``; specs call it ``yolo_v3``).
 KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "retinanet", "yolo", "yolo_v3",
@@ -42,7 +42,34 @@ def classification(experiment_spec_file: str, key: str, model: str | None, resul
     run_tool(body, verbose=verbose)
 
 
-COMMANDS = {"classification": classification}
+@click.command(name="tlt-evaluate detectnet_v2", context_settings={"help_option_names": ["-h", "--help"]})
+@spec_option(help="Experiment spec file (the training spec).")
+@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="The .tlt model to evaluate.")
+@key_option()
+@click.option("--use_training_set", is_flag=True, help="Evaluate on the training and validation records.")
+@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt"]), default="tlt", show_default=True,
+              help="Run the .tlt with Keras (tlt); TensorRT engines arrive with the export issue.")
+@click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
+              help="Where evaluation.json and the precision-recall PNGs go (default: the model's directory).")
+@click.option("--batch_size", type=int, default=None,
+              help="Images per batch (default: training_config.batch_size_per_gpu).")
+@verbose_option
+def detectnet_v2(experiment_spec_file: str, model: str, key: str, use_training_set: bool, framework: str,
+                 results_dir: str | None, batch_size: int | None, verbose: bool) -> None:
+    """Evaluate a DetectNet_v2 model: per-class average precision and mAP."""
+
+    def body() -> None:
+        from tlt_evaluate.detectnet_v2 import evaluate_detectnet_v2
+
+        if batch_size is not None and batch_size < 1:
+            raise click.BadParameter(f"must be >= 1, got {batch_size}", param_hint="--batch_size")
+        evaluate_detectnet_v2(experiment_spec_file, model, key, use_training_set=use_training_set,
+                              framework=framework, results_dir=results_dir, batch_size=batch_size)
+
+    run_tool(body, verbose=verbose)
+
+
+COMMANDS = {"classification": classification, "detectnet_v2": detectnet_v2}
 
 
 @tool_command("tlt-evaluate", __version__, ignore_unknown_options=True, allow_interspersed_args=False)

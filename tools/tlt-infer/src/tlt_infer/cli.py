@@ -13,7 +13,7 @@ from libtlt.cli_options import key_option, not_implemented, run_tool, tool_comma
 from tlt_infer import __version__
 
 #: Architectures still pending, and the issue that brings them.
-PENDING_ISSUES = {"detectnet_v2": "issue 6"}
+PENDING_ISSUES: dict[str, str] = {}
 LATER = "a later issue"
 #: Every architecture name of the manuals (000 §10: ``yolo``; specs call it ``yolo_v3``).
 KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "retinanet", "yolo", "yolo_v3",
@@ -42,7 +42,27 @@ def classification(model: str, image: str | None, image_dir: str | None, batch_s
     run_tool(body, verbose=verbose)
 
 
-COMMANDS = {"classification": classification}
+@click.command(name="tlt-infer detectnet_v2", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-e", "--inference_spec", required=True, type=click.Path(dir_okay=False),
+              help="Path to the inference spec file (inferencer_config and bbox_handler_config).")
+@click.option("-i", "--inference_input", required=True, type=click.Path(),
+              help="An image, or a directory of images, to run inference on.")
+@click.option("-o", "--inference_output", required=True, type=click.Path(file_okay=False),
+              help="Output directory: images_annotated/ and labels/ are written into it.")
+@click.option("-k", "--enc_key", "--key", "key", required=True, help="The key used to decrypt the model.")
+@verbose_option
+def detectnet_v2(inference_spec: str, inference_input: str, inference_output: str, key: str, verbose: bool) -> None:
+    """Detect objects: annotated images and (with kitti_dump) KITTI labels with confidences."""
+
+    def body() -> None:
+        from tlt_infer.detectnet_v2 import infer_detectnet_v2
+
+        infer_detectnet_v2(inference_spec, inference_input, inference_output, key)
+
+    run_tool(body, verbose=verbose)
+
+
+COMMANDS = {"classification": classification, "detectnet_v2": detectnet_v2}
 
 
 @tool_command("tlt-infer", __version__, ignore_unknown_options=True, allow_interspersed_args=False)

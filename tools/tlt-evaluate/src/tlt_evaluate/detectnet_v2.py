@@ -1,0 +1,269 @@
+"""``tlt-evaluate detectnet_v2`` (000 §9.2, §7.2.7): per-class average precision and mAP (PASCAL VOC).
+
+The experiment spec (the training spec) gives the dataset — the validation fold or ``validation_data_source``;
+with ``--use_training_set`` the training records plus the validation ones —, the clustering of
+``postprocessing_config`` and the ``evaluation_config`` (``average_precision_mode``, per-class
+``minimum_detection_ground_truth_overlap`` and ``evaluation_box_config``). The model's recorded classes and input
+shape must agree with the spec's. Results: the table on stdout, ``evaluation.json`` and one precision-recall curve
+per class (``precision_recall_<class>.png``) in the results directory (default: the model's directory), each
+written atomically.
+
+``-f tensorrt`` (engines from tlt-export) arrives with the export issue and is refused with exit status 2.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from libtlt.errors import DataError, ModelFileError, UnsupportedError
+from libtlt.log import get_logger
+
+logger = get_logger("tlt_evaluate.detectnet_v2")
+
+REPORT_FILE = "evaluation.json"
+PR_CURVE_PATTERN = "precision_recall_{}.png"
+DEFAULT_BATCH_SIZE = 4
+
+
+def pr_curve_file(class_name: str) -> str:
+    """``precision_recall_<class>.png`` with characters unsafe in file names replaced by ``_``."""
+    return PR_CURVE_PATTERN.format(re.sub(r"[^A-Za-z0-9_.-]", "_", class_name) or "_")
+
+
+def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, key: str, *,
+                          use_training_set: bool = False, framework: str = "tlt",
+                          results_dir: str | Path | None = None, batch_size: int | None = None) -> Any:
+    """Evaluate a DetectNet_v2 ``.tlt``; print the table and write the report and PR curves. Returns the
+    ``DetectionResult``."""
+    if framework != "tlt":
+        raise UnsupportedError(f"-f {framework} is not available yet: evaluating TensorRT engines arrives with the "
+                               "export issue (issue 8); use -f tlt with the .tlt model")
+    from libtlt.archs.detectnet_v2 import architecture as arch
+    from libtlt.metrics.detection import DetectionEvaluator
+    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.spec.experiments import load_experiment
+
+    spec = load_experiment("detectnet_v2", experiment_spec_file)
+    classes = arch.class_names(spec)
+    _warn_about_missing_classes(spec, classes, use_training_set)
+    keras_model, metadata = load_tlt_model(model, key, architecture="detectnet_v2")
+    _check_model(metadata, classes, arch.input_shape(spec), model, experiment_spec_file)
+    batch = batch_size or spec.message.training_config.batch_size_per_gpu or DEFAULT_BATCH_SIZE
+    _, height, width = arch.input_shape(spec)
+    cov_index, bbox_index = _output_indices(keras_model, model)
+
+    evaluator = DetectionEvaluator.from_spec(spec.message.evaluation_config, classes)
+    num_images = 0
+    seconds: list[float] = []
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    with tqdm(unit="img", desc="Evaluating", leave=False) as bar:
+        try:
+            for images, truths in _batches(arch, spec, use_training_set, batch):
+                start = time.perf_counter()
+                outputs = keras_model.predict_on_batch(images)
+                seconds.append((time.perf_counter() - start) / max(len(truths), 1))
+                detections = arch.postprocess(spec, np.asarray(outputs[cov_index]), np.asarray(outputs[bbox_index]),
+                                              [(width, height)] * len(truths), classes=classes)
+                for found, truth in zip(detections, truths, strict=True):
+                    evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,
+                                        truth.class_ids)
+                num_images += len(truths)
+                bar.update(len(truths))
+        except tf.errors.OpError as err:
+            raise DataError(f"an image of the dataset cannot be read ({err.message.splitlines()[0]})") from None
+    result = evaluator.result()
+    click.echo(format_table(result, median_seconds=float(np.median(seconds)) if seconds else None))
+
+    out_dir = Path(results_dir) if results_dir else Path(model).resolve().parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves = write_pr_curves(out_dir, result)
+    report = report_dict(result, model=str(model), spec=str(experiment_spec_file), num_images=num_images,
+                         use_training_set=use_training_set, pr_curves=curves)
+    from libtlt.io.atomic import write_text
+
+    write_text(out_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+    logger.info("Wrote %s and %d precision-recall curve(s) to %s", REPORT_FILE, len(curves), out_dir)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def _check_model(metadata: dict[str, Any], classes: Sequence[str], shape: Sequence[int], model: str | Path,
+                 spec_path: str | Path) -> None:
+    found = [str(c) for c in metadata.get("classes") or []]
+    if found != list(classes):
+        raise ModelFileError(f"the model's classes [{', '.join(found)}] disagree with the spec's "
+                             f"cost_function_config.target_classes [{', '.join(classes)}] of {spec_path}",
+                             location=model)
+    recorded = metadata.get("input_shape")
+    if recorded is not None and [int(v) for v in recorded] != [int(v) for v in shape]:
+        raise ModelFileError(f"the model's input shape {list(recorded)} differs from the spec's preprocessing "
+                             f"output {list(shape)} (C, H, W) of {spec_path}", location=model)
+
+
+def _output_indices(model: Any, path: str | Path) -> tuple[int, int]:
+    names = [str(n) for n in getattr(model, "output_names", [])]
+    if "output_cov" not in names or "output_bbox" not in names:
+        raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not output_cov and output_bbox",
+                             location=path)
+    return names.index("output_cov"), names.index("output_bbox")
+
+
+def _record_class_counts(spec: Any) -> Counter[str]:
+    """Objects per class name (lower case, before target_class_mapping) in every record of dataset_config."""
+    from libtlt.io.example import decode_example
+    from libtlt.io.tfrecord import read_records
+
+    config = spec.message.dataset_config
+    sources = [*config.data_sources, *([config.validation_data_source] if config.HasField("validation_data_source")
+                                       else [])]
+    counts: Counter[str] = Counter()
+    for source in sources:
+        for path in sorted(glob.glob(source.tfrecords_path)):
+            if not Path(path).is_file() or path.endswith(".json"):
+                continue
+            for data in read_records(path):
+                names = decode_example(data, source=path).get("target/object_class", [])
+                counts.update(n.decode("utf-8").lower() if isinstance(n, bytes) else str(n).lower() for n in names)
+    return counts
+
+
+def _warn_about_missing_classes(spec: Any, classes: Sequence[str], use_training_set: bool) -> None:
+    """Warn, with the class map, about target_class_mapping classes that no record holds and about target classes
+    without objects in the evaluated frames; no object of any target class there is an error."""
+    from libtlt.archs.detectnet_v2.detectnet_v2_data import split_frames
+    from libtlt.spec import values
+
+    train, val = split_frames(spec, classes)  # raises DataError for patterns that match no file
+    mapping = values.class_mapping(spec.message.dataset_config)
+    class_map = ", ".join(f"{k}: {v}" for k, v in mapping.items())
+    found = _record_class_counts(spec)
+    absent = [k for k in mapping if found[k.lower()] == 0]
+    if absent:
+        logger.warning("target_class_mapping names class(es) %s that no record holds (classes in the records: %s). "
+                       "Class map (Label in GT: Label in tfrecords file): %s", ", ".join(absent),
+                       ", ".join(sorted(found)) or "none", class_map)
+    frames = [*train, *val] if use_training_set else val
+    counts = np.zeros(len(classes), dtype=np.int64)
+    for frame in frames:
+        counts += np.bincount(np.asarray(frame.classes, dtype=np.int64), minlength=len(classes))[:len(classes)]
+    where = "training and validation" if use_training_set else "validation"
+    if frames and not counts.any():
+        raise DataError(f"the {where} records hold no object of any target class ({', '.join(classes)}); "
+                        f"check target_class_mapping (Label in GT: Label in tfrecords file: {class_map})",
+                        location=spec.locate("dataset_config.target_class_mapping"))
+    missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if missing:
+        logger.warning("Target class(es) %s have no object in the %s records: their AP is undefined and left out "
+                       "of mAP", ", ".join(missing), where)
+
+
+def _batches(arch: Any, spec: Any, use_training_set: bool, batch: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
+    """The validation batches, or the training batches followed by the validation ones."""
+    if not use_training_set:
+        yield from arch.eval_dataset(spec, batch_size=batch)
+        return
+    yield from arch.eval_dataset(spec, use_training_set=True, batch_size=batch)
+    from libtlt.archs.detectnet_v2.detectnet_v2_data import split_frames
+
+    if split_frames(spec, arch.class_names(spec))[1]:
+        yield from arch.eval_dataset(spec, batch_size=batch)
+
+
+# -------------------------------------------------------------------------------------------- reports
+
+
+def _percent(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{100.0 * value:.4f}"
+
+
+def format_table(result: Any, *, median_seconds: float | None = None) -> str:
+    """TLT's summary: the mAP line, then one row per class with its AP in percent."""
+    header = ("class name", "average precision (in %)")
+    rows = [(name, _percent(r.average_precision)) for name, r in result.classes.items()]
+    name_width = max([len(header[0])] + [len(n) for n, _ in rows])
+    value_width = len(header[1])
+    lines = ["", f"Mean average_precision (in %): {_percent(result.mean_average_precision)}", "",
+             f"{header[0]:<{name_width}}  {header[1]:>{value_width}}",
+             f"{'-' * name_width}  {'-' * value_width}"]
+    lines += [f"{name:<{name_width}}  {value:>{value_width}}" for name, value in rows]
+    if median_seconds is not None:
+        lines += ["", f"Median Inference Time: {median_seconds:.6f}"]
+    return "\n".join(lines)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def report_dict(result: Any, *, model: str, spec: str, num_images: int, use_training_set: bool,
+                pr_curves: dict[str, str]) -> dict[str, Any]:
+    """``evaluation.json``: AP is a fraction in [0, 1] (``null`` for a class without ground truth)."""
+    return {
+        "model": model,
+        "experiment_spec": spec,
+        "dataset": "training+validation" if use_training_set else "validation",
+        "num_images": num_images,
+        "average_precision_mode": result.mode,
+        "mean_average_precision": _number(result.mean_average_precision),
+        "classes": {
+            name: {
+                "average_precision": _number(r.average_precision),
+                "num_ground_truth": r.num_ground_truth,
+                "num_true_positives": r.num_true_positives,
+                "num_false_positives": r.num_false_positives,
+                "precision_recall_curve": pr_curves.get(name),
+            }
+            for name, r in result.classes.items()
+        },
+    }
+
+
+def render_pr_curve(class_result: Any, mode: str) -> bytes:
+    """One class's precision-recall curve as PNG bytes (matplotlib's Agg canvas; no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.0, 4.0), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    recall = np.concatenate([[0.0], np.asarray(class_result.recall, dtype=np.float64)])
+    precision = np.concatenate([[1.0], np.asarray(class_result.precision, dtype=np.float64)])
+    axes.step(recall, precision, where="post", color="tab:blue")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.05)
+    axes.set_xlabel("Recall")
+    axes.set_ylabel("Precision")
+    axes.grid(True, alpha=0.3)
+    axes.set_title(f"{class_result.name}: AP {_percent(class_result.average_precision)}% ({mode})")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def write_pr_curves(out_dir: Path, result: Any) -> dict[str, str]:
+    """Write ``precision_recall_<class>.png`` per class; returns {class: file name}."""
+    from libtlt.io.atomic import write_bytes
+
+    written = {}
+    for name, class_result in result.classes.items():
+        file_name = pr_curve_file(name)
+        write_bytes(out_dir / file_name, render_pr_curve(class_result, result.mode))
+        written[name] = file_name
+    return written
