@@ -212,7 +212,7 @@ def test_wrong_key_and_tensorrt(data: dict[str, Path]) -> None:
     error = one_line_error(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", "wrong"))
     assert "model.tlt" in error
     error = one_line_error(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", KEY, "-f", "tensorrt"))
-    assert "tensorrt" in error and "export issue" in error
+    assert "TensorRT is not installed" in error and "pip install tensorrt" in error
 
 
 def test_model_classes_must_match_the_spec(data: dict[str, Path]) -> None:

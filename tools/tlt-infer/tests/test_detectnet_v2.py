@@ -220,11 +220,11 @@ def test_image_with_the_wrong_channel_count(setup: dict[str, Path]) -> None:
     assert not list((out / "labels").glob("*"))
 
 
-def test_tensorrt_backend_is_not_available_yet(setup: dict[str, Path]) -> None:
+def test_tensorrt_config_needs_tensorrt(setup: dict[str, Path]) -> None:
     spec = setup["base"] / "trt.txt"
     spec.write_text(inference_spec(setup["model"], tensorrt=True))
     error = one_line_error(invoke("-e", str(spec), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"), "-k", KEY))
-    assert "tensorrt_config" in error and "export issue" in error
+    assert "TensorRT is not installed" in error and "pip install tensorrt" in error
 
 
 def test_missing_input(setup: dict[str, Path]) -> None:

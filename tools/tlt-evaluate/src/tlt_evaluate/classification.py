@@ -33,8 +33,10 @@ CONFUSION_FILE = "confusion_matrix.png"
 
 
 def evaluate_classification(experiment_spec_file: str | Path, key: str, model: str | Path | None = None,
-                            results_dir: str | Path | None = None, batch_size: int | None = None) -> ClassificationReport:
-    """Evaluate a classification ``.tlt`` on the spec's evaluation dataset; print and write the report."""
+                            results_dir: str | Path | None = None, batch_size: int | None = None,
+                            framework: str | None = None) -> ClassificationReport:
+    """Evaluate a classification ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
+    report. ``framework`` (``-f``): tlt, onnxruntime or tensorrt; ``None`` picks by the model file."""
     from libtlt.archs.classification.validation import canonical_experiment
     from libtlt.data.classification import (
         ClassMap,
@@ -61,13 +63,21 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str, model: s
     batch = batch_size or evaluate.batch_size or DEFAULT_BATCH_SIZE
     top_k = evaluate.top_k or DEFAULT_TOP_K
 
-    keras_model, metadata = _load_model(model_path, key)
+    predictor = _load_model(model_path, key, framework)
+    metadata = predictor.metadata
     classes = metadata.get("classes")
+    spec_config = input_config_from_spec(exp, training=False)
+    if predictor.framework != "tlt" and not classes and "input_shape" not in metadata:
+        # An engine records no classes or preprocessing: the spec's (sorted class folders) are used.
+        logger.info("The engine records no classes or preprocessing; using the spec's and the dataset's folders")
+        classes = list(scan_folder(evaluate.eval_dataset_path).class_map.names)
+        metadata = {**metadata, "classes": classes, "input_shape": list(spec_config.shape),
+                    "preprocess_mode": spec_config.preprocess_mode,
+                    "image_mean": list(spec_config.image_mean) if spec_config.image_mean else None,
+                    "interpolation": spec_config.interpolation}
     if not isinstance(classes, list) or not classes:
         raise ModelFileError("the model metadata lists no classes", location=model_path)
     class_map = ClassMap(tuple(str(c) for c in classes))
-    _check_outputs(keras_model, len(class_map), model_path)
-    spec_config = input_config_from_spec(exp, training=False)
     config = input_config_from_metadata(metadata, source=model_path, center_crop=spec_config.center_crop)
     spec_shape = spec_config.shape
     if spec_shape != config.shape:
@@ -77,7 +87,8 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str, model: s
     index = scan_folder(evaluate.eval_dataset_path, class_map)
     logger.info("Evaluating %s on %d images of %d classes from %s", model_path, len(index), len(class_map),
                 evaluate.eval_dataset_path)
-    scores = _predict(keras_model, make_dataset(index, config, batch_size=batch, training=False), len(index))
+    scores = _predict(predictor, make_dataset(index, config, batch_size=batch, training=False), len(index))
+    _check_outputs(scores, len(class_map), model_path)
     report = evaluate_predictions(np.asarray(index.labels), scores, class_map.names, top_k=top_k)
     click.echo(format_report(report))
 
@@ -92,20 +103,20 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str, model: s
     return report
 
 
-def _load_model(path: str | Path, key: str) -> tuple[Any, dict[str, Any]]:
-    from libtlt.runtime.keras_model import load_tlt_model
+def _load_model(path: str | Path, key: str, framework: str | None = None) -> Any:
+    from libtlt.runtime.predictor import make_predictor
 
-    return load_tlt_model(path, key, architecture="classification")
+    return make_predictor(path, key, framework, architecture="classification")
 
 
-def _check_outputs(model: Any, num_classes: int, path: str | Path) -> None:
-    outputs = int(model.outputs[0].shape[-1])
+def _check_outputs(scores: np.ndarray, num_classes: int, path: str | Path) -> None:
+    outputs = int(scores.shape[-1])
     if outputs != num_classes:
         raise ModelFileError(f"the network has {outputs} outputs but its metadata lists {num_classes} classes",
                              location=path)
 
 
-def _predict(model: Any, dataset: Any, total: int) -> np.ndarray:
+def _predict(predictor: Any, dataset: Any, total: int) -> np.ndarray:
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -113,7 +124,7 @@ def _predict(model: Any, dataset: Any, total: int) -> np.ndarray:
     with tqdm(total=total, unit="img", desc="Evaluating", leave=False) as bar:
         try:
             for images, _ in dataset:
-                results.append(np.asarray(model.predict_on_batch(images), dtype=np.float64))
+                results.append(np.asarray(predictor.first(np.asarray(images)), dtype=np.float64))
                 bar.update(int(images.shape[0]))
         except tf.errors.OpError as err:
             raise DataError(f"an image of the dataset cannot be decoded ({err.message.splitlines()[0]})") from None

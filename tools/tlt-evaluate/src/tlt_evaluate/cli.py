@@ -28,33 +28,38 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
               help="Where evaluation.json and confusion_matrix.png are written (default: the model's directory).")
 @click.option("--batch_size", type=int, default=None, help="Images per batch (default: eval_config.batch_size).")
+@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
+              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
+                   ".etlt); default: by the model file.")
 @verbose_option
 def classification(experiment_spec_file: str, key: str, model: str | None, results_dir: str | None,
-                   batch_size: int | None, verbose: bool) -> None:
+                   batch_size: int | None, framework: str | None, verbose: bool) -> None:
     """Evaluate a classification model: loss, top-k accuracy, precision, recall, confusion matrix."""
 
     def body() -> None:
         from tlt_evaluate.classification import evaluate_classification
 
         evaluate_classification(experiment_spec_file, key, model=model, results_dir=results_dir,
-                                batch_size=batch_size)
+                                batch_size=batch_size, framework=framework)
 
     run_tool(body, verbose=verbose)
 
 
 @click.command(name="tlt-evaluate detectnet_v2", context_settings={"help_option_names": ["-h", "--help"]})
 @spec_option(help="Experiment spec file (the training spec).")
-@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="The .tlt model to evaluate.")
+@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
+              help="The model to evaluate: .tlt, .etlt or engine.")
 @key_option()
 @click.option("--use_training_set", is_flag=True, help="Evaluate on the training and validation records.")
-@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt"]), default="tlt", show_default=True,
-              help="Run the .tlt with Keras (tlt); TensorRT engines arrive with the export issue.")
+@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
+              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
+                   ".etlt); default: by the model file.")
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
               help="Where evaluation.json and the precision-recall PNGs go (default: the model's directory).")
 @click.option("--batch_size", type=int, default=None,
               help="Images per batch (default: training_config.batch_size_per_gpu).")
 @verbose_option
-def detectnet_v2(experiment_spec_file: str, model: str, key: str, use_training_set: bool, framework: str,
+def detectnet_v2(experiment_spec_file: str, model: str, key: str, use_training_set: bool, framework: str | None,
                  results_dir: str | None, batch_size: int | None, verbose: bool) -> None:
     """Evaluate a DetectNet_v2 model: per-class average precision and mAP."""
 

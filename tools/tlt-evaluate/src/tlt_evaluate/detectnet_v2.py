@@ -8,7 +8,9 @@ shape must agree with the spec's. Results: the table on stdout, ``evaluation.jso
 per class (``precision_recall_<class>.png``) in the results directory (default: the model's directory), each
 written atomically.
 
-``-f tensorrt`` (engines from tlt-export) arrives with the export issue and is refused with exit status 2.
+``-f tlt|onnxruntime|tensorrt`` (default: by the model file): a ``.tlt`` runs with Keras, an ``.etlt`` or an
+onnxruntime engine with onnxruntime, a TensorRT engine (or ``-f tensorrt``) with TensorRT, which must be installed
+(else exit status 2 with the install hint). The pre- and post-processing are the same for all.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import click
 import numpy as np
 
-from libtlt.errors import DataError, ModelFileError, UnsupportedError
+from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
 
 logger = get_logger("tlt_evaluate.detectnet_v2")
@@ -43,26 +45,26 @@ def pr_curve_file(class_name: str) -> str:
 
 
 def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, key: str, *,
-                          use_training_set: bool = False, framework: str = "tlt",
+                          use_training_set: bool = False, framework: str | None = None,
                           results_dir: str | Path | None = None, batch_size: int | None = None) -> Any:
     """Evaluate a DetectNet_v2 ``.tlt``; print the table and write the report and PR curves. Returns the
     ``DetectionResult``."""
-    if framework != "tlt":
-        raise UnsupportedError(f"-f {framework} is not available yet: evaluating TensorRT engines arrives with the "
-                               "export issue (issue 8); use -f tlt with the .tlt model")
     from libtlt.archs.detectnet_v2 import architecture as arch
     from libtlt.metrics.detection import DetectionEvaluator
-    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.runtime.predictor import make_predictor
     from libtlt.spec.experiments import load_experiment
 
     spec = load_experiment("detectnet_v2", experiment_spec_file)
     classes = arch.class_names(spec)
     _warn_about_missing_classes(spec, classes, use_training_set)
-    keras_model, metadata = load_tlt_model(model, key, architecture="detectnet_v2")
+    predictor = make_predictor(model, key, framework, architecture="detectnet_v2")
+    metadata = predictor.metadata
+    if predictor.framework != "tlt" and "classes" not in metadata:  # an engine records no classes: the spec's
+        metadata = {**metadata, "classes": list(classes)}
     _check_model(metadata, classes, arch.input_shape(spec), model, experiment_spec_file)
     batch = batch_size or spec.message.training_config.batch_size_per_gpu or DEFAULT_BATCH_SIZE
     _, height, width = arch.input_shape(spec)
-    cov_index, bbox_index = _output_indices(keras_model, model)
+    _output_indices(predictor, model)
 
     evaluator = DetectionEvaluator.from_spec(spec.message.evaluation_config, classes)
     num_images = 0
@@ -74,9 +76,9 @@ def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, k
         try:
             for images, truths in _batches(arch, spec, use_training_set, batch):
                 start = time.perf_counter()
-                outputs = keras_model.predict_on_batch(images)
+                outputs = predictor(np.asarray(images))
                 seconds.append((time.perf_counter() - start) / max(len(truths), 1))
-                detections = arch.postprocess(spec, np.asarray(outputs[cov_index]), np.asarray(outputs[bbox_index]),
+                detections = arch.postprocess(spec, outputs["output_cov"], outputs["output_bbox"],
                                               [(width, height)] * len(truths), classes=classes)
                 for found, truth in zip(detections, truths, strict=True):
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,

@@ -29,10 +29,14 @@ _CHECK_THREADS = 8
 
 
 def infer_classification(model: str | Path, key: str, class_map: str | Path, image: str | Path | None = None,
-                         image_dir: str | Path | None = None, batch_size: int = 1) -> list[tuple[str, str, float]]:
-    """Classify ``image`` (printed) or every image in ``image_dir`` (written to ``image_dir/result.csv``)."""
+                         image_dir: str | Path | None = None, batch_size: int = 1,
+                         framework: str | None = None) -> list[tuple[str, str, float]]:
+    """Classify ``image`` (printed) or every image in ``image_dir`` (written to ``image_dir/result.csv``).
+
+    ``model`` is a ``.tlt``, an ``.etlt`` or an engine; ``framework`` (``-f``) as in ``libtlt.runtime.predictor``.
+    """
     from libtlt.data.classification import ClassMap, input_config_from_metadata
-    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.runtime.predictor import make_predictor
 
     if (image is None) == (image_dir is None):
         raise TltError("give exactly one of -i/--image (one image) and -d/--image_dir (a directory)")
@@ -43,21 +47,23 @@ def infer_classification(model: str | Path, key: str, class_map: str | Path, ima
         _check_single(Path(image))
     else:
         _check_directory(Path(image_dir))  # type: ignore[arg-type]
-    keras_model, metadata = load_tlt_model(model, key, architecture="classification")
+    keras_model = make_predictor(model, key, framework, architecture="classification")
+    metadata = keras_model.metadata
     model_classes = metadata.get("classes")
     if isinstance(model_classes, list) and model_classes and tuple(map(str, model_classes)) != classes.names:
         raise DataError(f"the class map ({', '.join(classes.names)}) does not match the model's classes in output "
                         f"order ({', '.join(map(str, model_classes))})", location=class_map)
-    outputs = int(keras_model.outputs[0].shape[-1])
+    config = input_config_from_metadata(metadata, source=model)
+    channels, height, width = config.shape
+    outputs = int(keras_model.first(np.zeros((1, channels, height, width), np.float32)).shape[-1])
     if outputs != len(classes):
         raise DataError(f"the class map has {len(classes)} classes but the model has {outputs} outputs",
                         location=class_map)
-    config = input_config_from_metadata(metadata, source=model)
 
     if image is not None:
         from libtlt.data.classification import load_images_for_inference
 
-        scores = np.asarray(keras_model.predict_on_batch(load_images_for_inference([image], config)))
+        scores = np.asarray(keras_model.first(np.asarray(load_images_for_inference([image], config))))
         row = _row(str(image), scores[0], classes.names)
         click.echo(f"{row[0]} {row[1]} {_confidence(row[2])}")
         return [row]
@@ -135,7 +141,7 @@ def _predict_all(model: Any, paths: list[Path], config: Any, batch_size: int,
             done = 0
             try:
                 for images in make_inference_dataset(pending, config, batch_size=batch_size):
-                    scores = np.asarray(model.predict_on_batch(images))
+                    scores = np.asarray(model.first(np.asarray(images)))
                     batch = pending[done:done + len(scores)]
                     rows += [_row(str(p), s, names) for p, s in zip(batch, scores, strict=True)]
                     done += len(scores)

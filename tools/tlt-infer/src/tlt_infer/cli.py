@@ -21,7 +21,8 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
 
 
 @click.command(name="tlt-infer classification", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False), help="Path to the TLT model (.tlt).")
+@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
+              help="The model: .tlt, .etlt or engine.")
 @click.option("-i", "--image", type=click.Path(), default=None, help="A single image file for inference.")
 @click.option("-d", "--image_dir", type=click.Path(), default=None,
               help="A directory of images; result.csv is written into it.")
@@ -29,15 +30,19 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
 @key_option()
 @click.option("-cm", "--class_map", required=True, type=click.Path(dir_okay=False),
               help="The classmap.json written by training (class name → index).")
+@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
+              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
+                   ".etlt); default: by the model file.")
 @verbose_option
 def classification(model: str, image: str | None, image_dir: str | None, batch_size: int, key: str,
-                   class_map: str, verbose: bool) -> None:
+                   class_map: str, framework: str | None, verbose: bool) -> None:
     """Classify one image (-i) or every image of a directory (-d)."""
 
     def body() -> None:
         from tlt_infer.classification import infer_classification
 
-        infer_classification(model, key, class_map, image=image, image_dir=image_dir, batch_size=batch_size)
+        infer_classification(model, key, class_map, image=image, image_dir=image_dir, batch_size=batch_size,
+                             framework=framework)
 
     run_tool(body, verbose=verbose)
 

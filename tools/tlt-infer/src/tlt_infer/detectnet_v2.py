@@ -11,7 +11,12 @@ mapped back to the original image's pixels. Outputs, each written atomically:
 * ``OUT/labels/<image stem>.txt`` — one KITTI line per box with the confidence as a 16th field (only when
   ``kitti_dump`` is true).
 
-``tensorrt_config`` (``.etlt``/engines) arrives with the export issue; it is refused with exit status 2.
+``tlt_config.model`` may be a ``.tlt`` (Keras), an ``.etlt`` (decrypted in memory, run with onnxruntime) or an
+engine built by tlt-converter / ``tlt-export --engine_file`` (run by the backend that built it). ``tensorrt_config``
+means TensorRT (the proto has no backend choice): without TensorRT installed it exits with status 2 and the install
+hint; with it, ``trt_engine`` is loaded when it exists, else built from ``etlt_model`` at ``backend_data_type``
+(INT8 with ``calibrator_config.calibration_cache``) and, with ``save_engine``, kept at ``trt_engine`` for reuse.
+Pre- and post-processing are the same for every runtime (``libtlt.runtime.predictor``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from libtlt.errors import DataError, ModelFileError, UnsupportedError
+from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
 
 logger = get_logger("tlt_infer.detectnet_v2")
@@ -191,7 +196,8 @@ def draw_boxes(image: np.ndarray, result: ImageResult, handlers: Sequence[ClassH
 
 
 class DetectNetRunner:
-    """A DetectNet_v2 ``.tlt`` model plus its post-processing: batches of CHW images → per-image detections."""
+    """A DetectNet_v2 model (a ``libtlt.runtime.predictor.Predictor``) plus its post-processing: batches of CHW
+    images → per-image detections."""
 
     def __init__(self, model: Any, metadata: dict[str, Any], handlers: Sequence[ClassHandler]):
         self.model = model
@@ -201,19 +207,16 @@ class DetectNetRunner:
         self.scale = float(metadata.get("bbox_scale", DEFAULT_SCALE))
         self.offset = float(metadata.get("bbox_offset", DEFAULT_OFFSET))
         names = [str(n) for n in getattr(model, "output_names", [])]
-        try:
-            self._cov_index = names.index("output_cov")
-            self._bbox_index = names.index("output_bbox")
-        except ValueError:
+        if "output_cov" not in names or "output_bbox" not in names:
             raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not output_cov and output_bbox")\
                 from None
 
     def __call__(self, batch: np.ndarray) -> list[Any]:
         from libtlt.layers.clustering import postprocess
 
-        outputs = self.model.predict_on_batch(batch)
-        cov = np.asarray(outputs[self._cov_index], dtype=np.float64)
-        bbox = np.asarray(outputs[self._bbox_index], dtype=np.float64)
+        outputs = self.model(batch)
+        cov = np.asarray(outputs["output_cov"], dtype=np.float64)
+        bbox = np.asarray(outputs["output_bbox"], dtype=np.float64)
         configs = [h.clustering for h in self.handlers]
         return [postprocess(cov[i], bbox[i], configs, stride=self.stride, scale=self.scale, offset=self.offset)
                 for i in range(len(batch))]
@@ -231,19 +234,17 @@ def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, 
 
     from libtlt.io.atomic import write_text
     from libtlt.io.images import write_image
-    from libtlt.runtime.keras_model import load_tlt_model
     from libtlt.spec.experiments import load_experiment
 
     spec = load_experiment("detectnet_v2_inference", inference_spec)
     config = spec.message.inferencer_config
-    if config.HasField("tensorrt_config"):
-        raise UnsupportedError("inferencer_config.tensorrt_config (.etlt models and TensorRT engines) is not "
-                               "available yet: it arrives with the export issue (issue 8); use tlt_config")
     images = list_inputs(inference_input)
-    model_path = config.tlt_config.model
-    if not Path(model_path).is_file():
-        raise spec.error("inferencer_config.tlt_config.model", f"the model file {model_path} does not exist")
-    model, metadata = load_tlt_model(model_path, key, architecture="detectnet_v2")
+    model, model_path = _load_predictor(spec, key)
+    metadata = dict(model.metadata)
+    if model.framework != "tlt":  # an engine may record no classes or input shape: the spec's are used
+        metadata.setdefault("classes", list(config.target_classes))
+        metadata.setdefault("input_shape", [int(config.image_channels), int(config.image_height),
+                                            int(config.image_width)])
     classes = [str(c) for c in metadata.get("classes") or []]
     if not classes:
         raise ModelFileError("the model metadata lists no classes", location=model_path)
@@ -283,6 +284,44 @@ def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, 
     total = sum(len(r.confidences) for r in results)
     logger.info("%d object(s) found in %d image(s); outputs in %s", total, len(results), out)
     return results
+
+
+def _load_predictor(spec: Any, key: str) -> tuple[Any, str]:
+    """The inference spec's model as a ``Predictor``, and its path."""
+    from libtlt.runtime.predictor import make_predictor
+
+    config = spec.message.inferencer_config
+    if not config.HasField("tensorrt_config"):
+        model_path = config.tlt_config.model
+        if not Path(model_path).is_file():
+            raise spec.error("inferencer_config.tlt_config.model", f"the model file {model_path} does not exist")
+        return make_predictor(model_path, key, None, architecture="detectnet_v2"), model_path
+    from libtlt.runtime.tensorrt_backend import import_tensorrt
+
+    import_tensorrt()  # exit 2 with the install hint where TensorRT is missing
+    trt = config.tensorrt_config
+    if trt.trt_engine and Path(trt.trt_engine).is_file():
+        logger.info("Loading the TensorRT engine %s", trt.trt_engine)
+        return make_predictor(trt.trt_engine, key, "tensorrt", architecture="detectnet_v2"), trt.trt_engine
+    if not trt.etlt_model or not Path(trt.etlt_model).is_file():
+        raise spec.error("inferencer_config.tensorrt_config.etlt_model",
+                         f"the .etlt model {trt.etlt_model or '(unset)'} does not exist (and no trt_engine to load)")
+    precision = {0: "fp32", 1: "fp16", 2: "int8"}[int(trt.backend_data_type)]
+    cal_cache = trt.calibrator_config.calibration_cache or None
+    if precision == "int8" and not cal_cache:
+        raise spec.error("inferencer_config.tensorrt_config.calibrator_config",
+                         "backend_data_type INT8 needs calibrator_config.calibration_cache")
+    if trt.save_engine and trt.trt_engine:
+        from libtlt.runtime.onnxruntime_backend import read_onnx_source
+        from libtlt.runtime.predictor import build_and_save_engine
+
+        data, metadata = read_onnx_source(trt.etlt_model, key)
+        build_and_save_engine(data, trt.trt_engine, metadata, backend="tensorrt", precision=precision,
+                              cal_cache=cal_cache)
+        logger.info("TensorRT engine saved to %s", trt.trt_engine)
+        return make_predictor(trt.trt_engine, key, "tensorrt", architecture="detectnet_v2"), trt.trt_engine
+    return make_predictor(trt.etlt_model, key, "tensorrt", architecture="detectnet_v2", precision=precision,
+                          cal_cache=cal_cache), trt.etlt_model
 
 
 def _input_size(spec: Any, metadata: dict[str, Any], model_path: str | Path) -> tuple[int, int, int]:
