@@ -176,3 +176,14 @@ def test_tensorrt_backend_without_tensorrt_says_how_to_install(model, tmp_path) 
     with pytest.raises(UnsupportedError, match=r"TensorRT is not installed.*--backend onnxruntime"):
         build_engine(model, tmp_path / "trt.engine", backend="tensorrt", input_dims=SHAPE, output_names=OUTPUTS)
     assert not list(tmp_path.iterdir())
+
+
+def test_sidecar_records_the_model_metadata_but_never_the_spec(model, tmp_path) -> None:
+    from libtlt.runtime.engine import engine_metadata
+
+    metadata = {"architecture": "detectnet_v2", "classes": ["car", "person"], "input_shape": list(SHAPE),
+                "spec": "key: 'secret'", "key": "secret"}
+    build(model, tmp_path / "m.engine", metadata=engine_metadata(metadata))
+    recorded = json.loads(sidecar_path(tmp_path / "m.engine").read_text())["model_metadata"]
+    assert recorded == {"architecture": "detectnet_v2", "classes": ["car", "person"], "input_shape": list(SHAPE)}
+    assert "secret" not in sidecar_path(tmp_path / "m.engine").read_text()

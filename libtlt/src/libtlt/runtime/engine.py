@@ -224,6 +224,16 @@ def _load(onnx_model: onnx.ModelProto | bytes) -> onnx.ModelProto:
         raise ModelFileError(f"not an ONNX model ({err})") from None
 
 
+#: Model metadata left out of an engine's plaintext sidecar: the spec text can hold the model key (003 `key:`).
+PRIVATE_METADATA = ("spec", "key")
+
+
+def engine_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What an engine's sidecar records of its model (classes, input shape, preprocessing ...), so
+    tlt-infer/tlt-evaluate can run an engine without the .tlt or the spec; never the spec text."""
+    return {k: v for k, v in metadata.items() if k not in PRIVATE_METADATA}
+
+
 def build_engine(onnx_model: onnx.ModelProto | bytes, engine_path: str | Path, *, backend: str = "tensorrt",
                  precision: str = "fp32", cal_cache: str | Path | CalibrationCache | Mapping[str, float] | None = None,
                  input_dims: Sequence[int] | None = None, input_order: str = "nchw",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from libtlt.log import get_logger
-from libtlt.runtime.engine import OptProfile, build_engine
+from libtlt.runtime.engine import OptProfile, build_engine, engine_metadata
 from libtlt.runtime.onnxruntime_backend import read_onnx_source
 
 logger = get_logger("tlt_converter")
@@ -32,7 +32,7 @@ def convert(input_file: str | Path, *, key: str | None, input_dims: Sequence[int
                            input_order=input_order, output_names=output_names, max_batch_size=max_batch_size,
                            calib_batch_size=batch_size, opt_profiles=profiles, workspace=max_workspace_size,
                            dla_core=dla_core, strict_type_constraints=strict_type_constraints,
-                           metadata={k: v for k, v in metadata.items() if k in ("architecture", "format")},
+                           metadata=engine_metadata(metadata),
                            verbose=verbose)
     logger.info("Detected %d inputs and %d output network tensors.", len(sidecar["inputs"]), len(sidecar["outputs"]))
     logger.info("%s engine (%s) saved to %s", backend, data_type, engine_file)

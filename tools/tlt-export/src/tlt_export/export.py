@@ -201,7 +201,7 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                                                    cal_cache_file=result.cal_cache_file, dims=dims,
                                                    export_names=export_names, batch_size=batch_size,
                                                    max_batch_size=max_batch_size, workspace=max_workspace_size,
-                                                   strict=strict_type_constraints, arch_name=arch_name,
+                                                   strict=strict_type_constraints, metadata=meta,
                                                    reference=(keras_model, check), verbose=verbose)
     if gen_ds_config:
         from tlt_export.deepstream import write_deepstream_files
@@ -231,9 +231,9 @@ def _kdf_iterations(model: str | Path) -> int:
 
 def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, cal_cache_file: Path | None,
                   dims: tuple[int, int, int], export_names: list[str], batch_size: int, max_batch_size: int,
-                  workspace: int, strict: bool, arch_name: str, reference: tuple[Any, np.ndarray],
+                  workspace: int, strict: bool, metadata: dict[str, Any], reference: tuple[Any, np.ndarray],
                   verbose: bool) -> float:
-    from libtlt.runtime.engine import build_engine, open_engine
+    from libtlt.runtime.engine import build_engine, engine_metadata, open_engine
     from libtlt.runtime.tensorrt_backend import tensorrt_available
     from tlt_export.onnx_convert import keras_outputs, max_differences
 
@@ -245,7 +245,7 @@ def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, c
     build_engine(onnx_model, engine_file, backend=backend, precision=data_type, cal_cache=cal_cache_file,
                  input_dims=dims, output_names=export_names, max_batch_size=max_batch_size,
                  calib_batch_size=batch_size, workspace=workspace, strict_type_constraints=strict,
-                 metadata={"architecture": arch_name}, verbose=verbose)
+                 metadata=engine_metadata(metadata), verbose=verbose)
     keras_model, batch = reference
     engine = open_engine(engine_file)
     outputs = engine.run({"input_1": batch})
