@@ -24,11 +24,14 @@ PLUGIN = textwrap.dedent(
         def spec_message(self): return dict
         def default_spec(self): return ""
         def validate(self, spec): return None
-        def build(self, spec): return None
+        def build(self, spec, classes=None): return None
         def label_encoder(self, spec): return None
         def loss(self, spec): return None
         def post_process(self, spec): return None
         def export_outputs(self, spec): return ["out"]
+        def train_plan(self, spec): return None
+        def training_data(self, spec, *, batch_size, seed=None, strict=False): return None
+        def metrics(self, spec): return []
 
     class Broken:
         name = "broken"

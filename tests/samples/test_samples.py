@@ -198,10 +198,11 @@ def test_samples_cli(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "duplicate" in result.output
 
 
+@pytest.mark.slow
 def test_demo_writes_previews(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "libtlt.demo", str(tmp_path)]
     for _ in range(2):  # idempotent: a second run overwrites
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr
     from libtlt.demo import STEPS
     from libtlt.io.tfrecord import read_records
@@ -223,4 +224,13 @@ def test_demo_writes_previews(tmp_path: Path) -> None:
     shards = sorted((tmp_path / "tfrecords").glob("kitti-fold-*"))
     assert len(shards) == 4
     assert sum(1 for shard in shards for _ in read_records(shard)) == 2 * len(original)
+    # Classification: tlt-train → tlt-evaluate → tlt-infer on the sample data.
+    results = tmp_path / "classification"
+    classes = sorted(CLASSIFICATION_CLASSES)  # output order: the sorted class folders
+    assert json.loads((results / "classmap.json").read_text()) == {n: i for i, n in enumerate(classes)}
+    assert sorted(p.name for p in (results / "weights").glob("*.tlt")) == ["resnet_003.tlt", "resnet_006.tlt"]
+    evaluation = json.loads((results / "weights" / "evaluation.json").read_text())
+    assert evaluation["num_images"] == 3 * 10 and 0.0 <= evaluation["accuracy"] <= 1.0
+    rows = (tmp_path / "data" / "classification" / "test" / CLASSIFICATION_CLASSES[0] / "result.csv").read_text()
+    assert len(rows.strip().splitlines()) >= 10
     assert not list(tmp_path.rglob(".*.tmp"))

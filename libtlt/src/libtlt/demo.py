@@ -156,6 +156,68 @@ def convert_to_tfrecords(ctx: DemoContext) -> None:
     ctx.summary.append(f"TFRecords: {output.parent} ({len(shards)} shards, e.g. {shards[0]})")
 
 
+CLASSIFICATION_KEY = "tlt_demo_key"
+CLASSIFICATION_EPOCHS = 6
+CLASSIFICATION_SPEC = """# tlt-train / tlt-evaluate classification (000 7.1) on the demo's sample data: a small, quick run.
+model_config {
+  arch: "resnet"
+  n_layers: 10
+  use_batch_norm: true
+  all_projections: true
+  input_image_size: "3,32,32"
+}
+train_config {
+  train_dataset_path: "%(root)s/train"
+  val_dataset_path: "%(root)s/val"
+  optimizer: "adam"
+  batch_size_per_gpu: 16
+  n_epochs: %(epochs)d
+  checkpoint_interval: 3
+  random_seed: 1
+  label_smoothing: 0.0
+  reg_config { type: "L2" scope: "Conv2D,Dense" weight_decay: 0.00005 }
+  lr_config { scheduler: "cosine" learning_rate: 0.002 soft_start: 0.1 }
+}
+eval_config {
+  eval_dataset_path: "%(root)s/test"
+  model_path: "%(model)s"
+  top_k: 1
+  batch_size: 16
+}
+augment { mixup_alpha: 0.0 }
+"""
+
+
+def train_classification(ctx: DemoContext) -> None:
+    root = Path(ctx.results["classification"].root).resolve()
+    results = (ctx.outdir / "classification").resolve()
+    shutil.rmtree(results, ignore_errors=True)  # a re-run trains again instead of resuming a finished run
+    model = results / "weights" / f"resnet_{CLASSIFICATION_EPOCHS:03d}.tlt"
+    spec = ctx.outdir / "specs" / "classification.txt"
+    write_text(spec, CLASSIFICATION_SPEC % {"root": root, "epochs": CLASSIFICATION_EPOCHS, "model": model})
+    run_command(["tlt-train", "classification", "-e", str(spec), "-r", str(results), "-k", CLASSIFICATION_KEY])
+    ctx.results["classification_spec"] = spec
+    ctx.results["classification_model"] = model
+    ctx.summary.append(f"classification model: {model} (classmap: {results / 'classmap.json'}; "
+                       f"log: {results / 'status.json'})")
+
+
+def evaluate_classification(ctx: DemoContext) -> None:
+    model = ctx.results["classification_model"]
+    run_command(["tlt-evaluate", "classification", "-e", str(ctx.results["classification_spec"]),
+                 "-k", CLASSIFICATION_KEY])
+    ctx.summary.append(f"classification evaluation: {model.parent / 'evaluation.json'}")
+
+
+def infer_classification(ctx: DemoContext) -> None:
+    model = ctx.results["classification_model"]
+    images = Path(ctx.results["classification"].root) / "test" / CLASSIFICATION_CLASSES[0]
+    classmap = model.parent.parent / "classmap.json"
+    run_command(["tlt-infer", "classification", "-m", str(model), "-d", str(images), "-k", CLASSIFICATION_KEY,
+                 "-cm", str(classmap), "-b", "8"])
+    ctx.summary.append(f"classification inference: {images / 'result.csv'}")
+
+
 STEPS: list[DemoStep] = [
     DemoStep("generate detection sample data", generate_detection_data),
     DemoStep("generate classification sample data", generate_classification_data),
@@ -163,6 +225,9 @@ STEPS: list[DemoStep] = [
     DemoStep("preview classification images", preview_classification),
     DemoStep("augment the detection data (tlt-augment)", augment_detection_data),
     DemoStep("convert to TFRecords (tlt-dataset-convert)", convert_to_tfrecords),
+    DemoStep("train a classifier (tlt-train classification)", train_classification),
+    DemoStep("evaluate the classifier (tlt-evaluate classification)", evaluate_classification),
+    DemoStep("classify the test images (tlt-infer classification)", infer_classification),
 ]
 
 

@@ -13,6 +13,8 @@ ever see ``detectnet_v2``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -32,12 +34,69 @@ REQUIRED_ATTRIBUTES = (
     "loss",
     "post_process",
     "export_outputs",
+    "train_plan",
+    "training_data",
+    "metrics",
 )
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What ``tlt-train`` needs from a spec to run the generic training loop (no TensorFlow objects).
+
+    ``optimizer`` is ``sgd``, ``adam`` or ``rmsprop`` with its parameters; ``lr_schedule`` names a
+    scheduler (``soft_anneal``, ``step``, ``cosine``, ``soft_start_annealing``) and ``lr_params`` its
+    parameters by the scheduler's keyword names (``base_lr``, ``soft_start``, ``annealing_points``,
+    ``annealing_divider``, ``step_size``, ``gamma``, ``min_lr_ratio``; ``min_lr``, ``max_lr``,
+    ``annealing``); rates are per GPU, the tool scales them by the number of replicas. ``regularizer`` is
+    ``L1``, ``L2`` or ``None`` (no regularization), applied to the layer types in ``regularizer_scope``.
+    ``model_name`` prefixes the checkpoint files, ``weights/<model_name>_<NNN>.tlt`` (000 names
+    classification checkpoints after the backbone, e.g. ``resnet_003.tlt``).
+    """
+
+    model_name: str
+    epochs: int
+    batch_size_per_gpu: int
+    optimizer: str = "sgd"
+    optimizer_params: Mapping[str, Any] = field(default_factory=dict)
+    lr_schedule: str = "soft_anneal"
+    lr_params: Mapping[str, Any] = field(default_factory=dict)
+    regularizer: str | None = None
+    regularizer_weight: float = 0.0
+    regularizer_scope: tuple[str, ...] = ()
+    checkpoint_interval: int = 1
+    pretrained_model_path: str | None = None
+    random_seed: int | None = None
+
+
+@dataclass
+class TrainingData:
+    """The datasets of one training run, built by the architecture for ``tlt-train``.
+
+    ``train`` yields ``(inputs, targets)`` batches forever (it is repeated); one epoch is
+    ``steps_per_epoch`` batches. ``validation`` (or ``None``) is finite, ``validation_steps`` batches.
+    ``classes`` are the class names in network output order. ``files`` are extra result files
+    (name relative to the results directory → text, e.g. ``classmap.json``); ``metadata`` is what the
+    saved ``.tlt`` models record (docs/formats.md).
+    """
+
+    train: Any
+    steps_per_epoch: int
+    num_samples: int
+    classes: Sequence[str]
+    validation: Any = None
+    validation_steps: int | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Architecture(Protocol):
-    """What a meta-architecture supplies; the verbs (train, evaluate, prune, export) do the rest."""
+    """What a meta-architecture supplies; the verbs (train, evaluate, prune, export) do the rest.
+
+    ``spec`` arguments are the ``libtlt.spec.LoadedSpec`` of a file loaded as ``spec_message()``
+    (and checked by ``validate``), so an architecture can point its errors at ``file:line:column``.
+    """
 
     name: str
 
@@ -50,8 +109,8 @@ class Architecture(Protocol):
     def validate(self, spec: Any) -> None:
         """Raise ``SpecError`` naming the field for semantically invalid specs."""
 
-    def build(self, spec: Any) -> Any:
-        """Build the Keras model for ``spec``."""
+    def build(self, spec: Any, classes: Sequence[str] | None = None) -> Any:
+        """Build the Keras model for ``spec``; ``classes`` (output order) when the data decides them."""
 
     def label_encoder(self, spec: Any) -> Any:
         """Turn ground-truth labels into training targets."""
@@ -64,6 +123,16 @@ class Architecture(Protocol):
 
     def export_outputs(self, spec: Any) -> list[str]:
         """Output node names of the exported graph, in order."""
+
+    def train_plan(self, spec: Any) -> TrainPlan:
+        """Epochs, batch size, optimizer, learning rate schedule, regularizer and checkpoints of ``spec``."""
+
+    def training_data(self, spec: Any, *, batch_size: int, seed: int | None = None,
+                      strict: bool = False) -> TrainingData:
+        """The training and validation datasets of ``spec`` (``batch_size`` over all replicas)."""
+
+    def metrics(self, spec: Any) -> list[Any]:
+        """Keras metrics reported during training (their names appear in status.json and the CSV log)."""
 
 
 class RegistryError(TltError):

@@ -1,22 +1,45 @@
-"""tlt-train command line: a parser plus one call into the tool's logic."""
+"""tlt-train command line (000 ch. 8): a parser plus one call into :func:`tlt_train.train.train`.
+
+``tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY [--gpus N] [--gpu_index I ...] [--use_amp]
+[--log_file F] [-v]``; ``tlt-train --list-archs`` lists the registered architectures.
+"""
 
 from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import not_implemented, run_tool, tool_command, verbose_option
+from libtlt.cli_options import (
+    gpus_option,
+    key_option,
+    log_file_option,
+    run_tool,
+    spec_option,
+    tool_command,
+    verbose_option,
+)
 from tlt_train import __version__
 
 
-@tool_command("tlt-train", __version__, ignore_unknown_options=True)
+@tool_command("tlt-train", __version__)
 @click.argument("arch", required=False)
-@click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--list-archs", is_flag=True, help="List the architectures this tool can train, then exit.")
+@spec_option(required=False)
+@click.option("-r", "--results_dir", type=click.Path(file_okay=False),
+              help="Directory where checkpoints, logs, status.json and the final model are written.")
+@key_option(required=False)
+@gpus_option
+@click.option("--use_amp", is_flag=True,
+              help="Automatic mixed precision (float16 compute); also TF_ENABLE_AUTO_MIXED_PRECISION=1.")
+@click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
+@log_file_option
 @verbose_option
-def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
-    """Train a model from an experiment spec.
+def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, results_dir: str | None,
+         key: str | None, gpus: int, gpu_index: tuple[int, ...], use_amp: bool, strict: bool,
+         log_file: str | None, verbose: bool) -> None:
+    """Train a model from an experiment spec: tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY.
 
-    Usage: tlt-train ARCH [OPTIONS] — the options depend on the architecture.
+    Re-running the same command after an interruption resumes from the last checkpoint in
+    RESULTS_DIR/weights.
     """
     if list_archs:
         from libtlt.registry import architecture_names
@@ -24,4 +47,19 @@ def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: boo
         for name in architecture_names():
             click.echo(name)
         return
-    run_tool(not_implemented("tlt-train", "issue 5"), verbose=verbose)
+    if arch is None:
+        raise click.UsageError("missing the architecture, e.g. tlt-train classification -e SPEC -r DIR -k KEY "
+                               "(tlt-train --list-archs lists them)")
+
+    def body() -> None:
+        from tlt_train.train import check_architecture, train
+
+        check_architecture(arch)
+        missing = [flag for flag, value in (("-e", experiment_spec_file), ("-r", results_dir), ("-k", key))
+                   if not value]
+        if missing:
+            raise click.UsageError(f"missing option(s) {', '.join(missing)}")
+        train(arch, experiment_spec_file=str(experiment_spec_file), results_dir=str(results_dir), key=str(key),
+              gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict)
+
+    run_tool(body, verbose=verbose, log_file=log_file)

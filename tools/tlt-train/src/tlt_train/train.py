@@ -1,0 +1,218 @@
+"""The training verb, generic over architectures: spec → plan → data → model → fit → checkpoints.
+
+Everything architecture-specific comes from the registry (``libtlt.registry.get_architecture``):
+the spec schema and validation, the :class:`~libtlt.registry.TrainPlan` (epochs, batch, optimizer,
+schedule, regularizer, checkpoint interval, pretrained file), the datasets and the model metadata
+(:class:`~libtlt.registry.TrainingData`), the model, the loss and the metrics. This module wires
+them to the shared machinery of tlt-train:
+
+1. the distribution strategy (``--gpus``, ``--gpu_index``, ``TF_CONFIG``) and the AMP policy —
+   first, before TensorFlow builds anything;
+2. resume: the newest ``RESULTS_DIR/weights/<name>_<NNN>.tlt`` is reloaded with its optimizer state,
+   so the epoch numbering and the learning-rate schedule continue where the run stopped;
+3. otherwise a fresh model, initialized from ``pretrained_model_path`` by layer name and shape (the
+   whole graph of a pruned ``.tlt``), regularized as the spec says;
+4. ``model.fit`` with the checkpoint, status.json, CSV, TensorBoard and progress callbacks.
+
+Outputs (chief only in a multi-worker run): the architecture's extra files (``classmap.json``),
+checkpoints every ``checkpoint_interval`` epochs and after the last one (the last is the final
+model, named as 000 names it, e.g. ``weights/resnet_080.tlt``), ``status.json``, ``training.csv``,
+``events/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from libtlt.errors import DataError, ModelFileError, UnsupportedError
+from libtlt.io.atomic import write_text
+from libtlt.log import get_logger
+from libtlt.registry import TrainPlan, architecture_names, get_architecture
+from libtlt.spec import LoadedSpec, load_spec
+
+logger = get_logger("tlt_train.train")
+
+#: Architectures of the manuals that are not registered yet, and the issue that brings each.
+PENDING_ARCHITECTURES: dict[str, str] = {
+    "detectnet_v2": "issue 6",
+    "faster_rcnn": "a later issue",
+    "ssd": "a later issue",
+    "dssd": "a later issue",
+    "retinanet": "a later issue",
+    "yolo_v3": "a later issue",
+    "mask_rcnn": "a later issue",
+}
+#: Metadata key with which tlt-prune marks a pruned model: its whole graph is loaded for retraining.
+PRUNED_KEY = "pruned"
+
+
+@dataclass
+class TrainResult:
+    """What one ``tlt-train`` run did."""
+
+    final_model: Path
+    initial_epoch: int
+    epochs: int
+    classes: list[str]
+    #: Wall-clock seconds of ``model.fit`` (callbacks included) and the images it trained on.
+    fit_seconds: float = 0.0
+    images_trained: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_trained / self.fit_seconds if self.fit_seconds > 0 else 0.0
+
+
+def check_architecture(name: str) -> Any:
+    """The registered architecture ``name``; a manual's architecture not yet implemented says so."""
+    if name not in architecture_names() and name in PENDING_ARCHITECTURES:
+        raise UnsupportedError(f"tlt-train {name} is not implemented yet ({PENDING_ARCHITECTURES[name]}).")
+    return get_architecture(name)
+
+
+def load_experiment_spec(arch: Any, path: str | Path) -> LoadedSpec[Any]:
+    """Load and validate ``path`` with the architecture's schema and rules."""
+    spec: LoadedSpec[Any] = load_spec(path, arch.spec_message())
+    arch.validate(spec)
+    return spec
+
+
+def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str | Path, key: str, gpus: int = 1,
+          gpu_index: Sequence[int] = (), use_amp: bool = False, strict: bool = False, progress: bool = True,
+          extra_callbacks: Sequence[Any] = (), kdf_iterations: int | None = None) -> TrainResult:
+    """Train ``arch_name`` as ``experiment_spec_file`` says, writing everything into ``results_dir``.
+
+    Re-running after an interruption resumes from the newest checkpoint. ``extra_callbacks`` run
+    after tlt-train's own (e.g. a benchmark's timer); ``kdf_iterations`` lowers the model files' key
+    derivation cost (tests only).
+    """
+    arch = check_architecture(arch_name)
+    spec = load_experiment_spec(arch, experiment_spec_file)
+    plan: TrainPlan = arch.train_plan(spec)
+    results = Path(results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+
+    from tlt_train.distribution import amp_policy, global_batch_size, is_chief, make_strategy
+
+    strategy = make_strategy(gpus, tuple(gpu_index))  # before TensorFlow builds anything
+    policy = amp_policy(use_amp)
+    chief = is_chief()
+    import keras
+
+    from tlt_train.checkpoints import CheckpointCallback, resume_state
+    from tlt_train.status import training_callbacks
+
+    saving: dict[str, Any] = {} if kdf_iterations is None else {"kdf_iterations": kdf_iterations}
+    batch_size = global_batch_size(plan.batch_size_per_gpu, strategy)
+    with strategy.scope():
+        state = resume_state(results, plan.model_name, key, architecture=arch.name)
+    initial_epoch = state.epoch if state is not None else 0
+    if plan.random_seed is not None and state is None:
+        keras.utils.set_random_seed(plan.random_seed)
+    # A resumed run draws a new data order instead of replaying the first epochs'.
+    seed = (plan.random_seed or 0) + initial_epoch
+    data = arch.training_data(spec, batch_size=batch_size, seed=seed, strict=strict)
+    if chief:
+        for name, text in data.files.items():
+            write_text(results / name, text)
+    logger.info("Training %s on %d images of %d classes: %d epochs of %d steps, batch %d (%d per replica x %d), "
+                "%s", arch.name, data.num_samples, len(data.classes), plan.epochs, data.steps_per_epoch, batch_size,
+                plan.batch_size_per_gpu, strategy.num_replicas_in_sync, policy)
+
+    if state is not None:
+        stored = state.metadata.get("classes")
+        if stored is not None and list(stored) != list(data.classes):
+            raise DataError(f"the checkpoint was trained on classes {stored}, the dataset now has {list(data.classes)}; "
+                            "use a new results directory", location=state.path)
+        if state.epoch >= plan.epochs:
+            logger.info("Training already complete: %s holds epoch %d of %d", state.path, state.epoch, plan.epochs)
+            return TrainResult(state.path, state.epoch, plan.epochs, list(data.classes))
+
+    with strategy.scope():
+        if state is not None:
+            model = state.model
+            _regularize(model, plan)
+            optimizer = state.restore_optimizer()
+        else:
+            model = _fresh_model(arch, spec, plan, data.classes, key)
+            _regularize(model, plan)
+            optimizer = _optimizer(plan, data.steps_per_epoch, strategy.num_replicas_in_sync)
+        model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
+    if logger.isEnabledFor(10):
+        model.summary(print_fn=lambda line, **_: logger.debug(line))
+
+    checkpoint = CheckpointCallback(results, plan.model_name, key, interval=plan.checkpoint_interval,
+                                    metadata=data.metadata, is_chief=chief, **saving)
+    # Optional architecture hook: its callbacks run first, so what they add to the epoch logs (e.g. a
+    # detector's validation mAP) reaches status.json and the CSV log.
+    hook = getattr(arch, "training_callbacks", None)
+    arch_callbacks = list(hook(spec, data, model)) if hook is not None else []
+    callbacks = [*arch_callbacks, *training_callbacks(results, batch_size=batch_size, is_chief=chief,
+                                                      progress=progress), checkpoint, *extra_callbacks]
+    started = time.perf_counter()
+    history = model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
+                        steps_per_epoch=data.steps_per_epoch, validation_data=data.validation,
+                        validation_steps=data.validation_steps, callbacks=callbacks, shuffle=False, verbose=0)
+    seconds = time.perf_counter() - started
+    final = checkpoint.saved[-1] if checkpoint.saved else results / "weights" / f"{plan.model_name}_{plan.epochs:03d}.tlt"
+    logger.info("Training finished; final model: %s", final)
+    epochs_run = plan.epochs - initial_epoch
+    return TrainResult(final, initial_epoch, plan.epochs, list(data.classes), fit_seconds=seconds,
+                       images_trained=epochs_run * data.steps_per_epoch * batch_size,
+                       history={k: [float(v) for v in values] for k, values in history.history.items()})
+
+
+def _fresh_model(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, classes: Sequence[str], key: str) -> Any:
+    """A new model: built from the spec, or a pruned model's whole graph; pretrained weights loaded."""
+    from tlt_train.pretrained import load_pretrained
+
+    path = plan.pretrained_model_path
+    if path and _is_pruned_tlt(path, key):
+        report = load_pretrained(None, path, key, load_graph=True)
+        model = report.model
+        outputs = int(model.outputs[0].shape[1])  # classes: (N, C) predictions, (N, C, H, W) detector maps
+        if outputs != len(classes):
+            raise DataError(f"the pruned model predicts {outputs} classes, the dataset has {len(classes)}",
+                            location=path)
+        return model
+    model = arch.build(spec, classes)
+    if path:
+        report = load_pretrained(model, path, key)
+        if not report.loaded:
+            logger.warning("No layer of %s matched the model by name and shape: training from scratch", path)
+    return model
+
+
+def _is_pruned_tlt(path: str | Path, key: str) -> bool:
+    """Whether ``path`` is a .tlt that tlt-prune marked as pruned (a wrong key raises ``ModelFileError``)."""
+    from libtlt.io.modelfile import load_model_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError("pretrained model file not found", location=path)
+    with open(path, "rb") as handle:
+        if handle.read(8) != b"TLTMODEL":
+            return False
+    return bool(load_model_file(path, key).metadata.get(PRUNED_KEY))
+
+
+def _regularize(model: Any, plan: TrainPlan) -> None:
+    from tlt_train.regularizers import apply_regularizer
+
+    apply_regularizer(model, plan.regularizer or "NO_REG", plan.regularizer_weight, plan.regularizer_scope)
+
+
+def _optimizer(plan: TrainPlan, steps_per_epoch: int, replicas: int) -> Any:
+    from tlt_train.optimizers import make_optimizer
+    from tlt_train.schedules import make_schedule
+
+    schedule = make_schedule(plan.lr_schedule, **dict(plan.lr_params))
+    if replicas > 1:  # 003: "the effective learning rate is learning_rate * n_gpu"
+        schedule = schedule.scaled(replicas)
+    keras_schedule = schedule.keras_schedule(steps_per_epoch, max(1, plan.epochs * steps_per_epoch))
+    return make_optimizer(plan.optimizer, keras_schedule, **dict(plan.optimizer_params))
