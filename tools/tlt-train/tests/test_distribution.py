@@ -66,9 +66,9 @@ def test_two_replica_mirrored_strategy_trains_on_cpu():
     np.testing.assert_allclose(result["kernel"], expected_kernel(), rtol=1e-5)
 
 
-# Keras 3.15's Model.fit cannot run under MultiWorkerMirroredStrategy (keras-team/keras#20585), so the
-# workers run one synchronous step with strategy.run: each feeds its own half of the batch and both
-# end with the weights of one full-batch step.
+# The strategy alone, without Keras' fit (tlt-train's fit under two workers is tested in
+# test_train_cli.py): each worker feeds its own half of the batch through strategy.run and both end
+# with the weights of one full-batch step.
 WORKER = textwrap.dedent(f'''
     import json, os
     import numpy as np

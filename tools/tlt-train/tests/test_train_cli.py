@@ -166,6 +166,45 @@ model:
     assert lines[1]["epoch"] == 1 and "val_loss" not in lines[1]
 
 
+def test_two_local_workers_train_one_model(data: Path, tmp_path: Path) -> None:
+    """Multi-node as the docs describe it: the same command on every worker, each with its TF_CONFIG.
+
+    Both workers report the same epoch losses (one model, gradients all-reduced); only the chief writes.
+    """
+    import re
+    import socket
+
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    cluster = {"worker": [f"localhost:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    spec = write_spec(tmp_path, data, epochs=2)
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [str(BIN / "tlt-train"), "classification", "-e", str(spec), "-r", str(tmp_path / f"results{index}"),
+                   "-k", KEY]
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+        assert "Multi-worker training: 2 replicas in sync" in stderr
+        assert "batch 16 (8 per replica x 2)" in stderr
+    epoch_lines = [re.findall(r"Epoch \d/2 - (.*) - lr", stderr) for _, stderr in outputs]
+    assert len(epoch_lines[0]) == 2 and epoch_lines[0] == epoch_lines[1]
+    chief, other = tmp_path / "results0", tmp_path / "results1"
+    assert sorted(p.name for p in (chief / "weights").iterdir()) == ["resnet_001.tlt", "resnet_002.tlt"]
+    assert [line["epoch"] for line in status_lines(chief)[1:3]] == [1, 2]
+    assert not other.exists() or not any(other.iterdir())
+
+
 def test_resume_after_kill_continues_the_epochs_and_schedule(data: Path, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, data, epochs=6)
     results = tmp_path / "results"

@@ -15,6 +15,14 @@
   runtime, so call :func:`make_strategy` first, before building any model or tensor.
 * otherwise the default strategy (one device); ``gpu_index`` picks the GPU.
 
+Keras 3.15's ``Model.fit`` has two defects under ``MultiWorkerMirroredStrategy`` (its
+``CollectiveAllReduceStrategy``) that :func:`prepare_multi_worker_fit` works around, both in how Keras
+*reads* values, not in how it trains: the symbolic build before the first step all-reduces the first
+input batch eagerly (which the collective strategy cannot do outside a function — the build needs
+shapes only, so the local batch serves), and the per-step logs are reduced with ``axis=0`` although
+they are scalars (a mean over workers with ``axis=None`` is what is meant). The gradient all-reduce
+itself is TensorFlow's and untouched.
+
 The global batch is ``batch_size_per_gpu × strategy.num_replicas_in_sync`` (:func:`global_batch_size`),
 and 003 notes that the learning rate is scaled by the number of GPUs
 (``schedule.scaled(num_replicas)``).
@@ -43,6 +51,7 @@ __all__ = [
     "global_batch_size",
     "is_chief",
     "make_strategy",
+    "prepare_multi_worker_fit",
 ]
 
 logger = get_logger(__name__)
@@ -137,6 +146,45 @@ def make_strategy(gpus: int = 1, gpu_index: Sequence[int] = ()) -> Any:
             devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice(reduce_to_device="/cpu:0"))
     logger.info("Training on %d replicas: %s", strategy.num_replicas_in_sync, ", ".join(devices))
     return strategy
+
+
+def is_multi_worker(strategy: Any) -> bool:
+    """Whether ``strategy`` spans several processes (``MultiWorkerMirroredStrategy`` with a cluster)."""
+    extended = getattr(strategy, "extended", None)
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def prepare_multi_worker_fit(model: Any, strategy: Any) -> None:
+    """Let ``model.fit``/``evaluate`` run under a multi-worker strategy (see module doc); else a no-op."""
+    if not is_multi_worker(strategy):
+        return
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    def local_batch(value: Any) -> Any:
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def symbolic_build(iterator: Any = None, data_batch: Any = None) -> None:
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(local_batch, next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = symbolic_build
+    if not getattr(keras_trainer.reduce_per_replica, "_tlt_multi_worker", False):
+        keras_reduce = keras_trainer.reduce_per_replica
+
+        def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+            if reduction in ("auto", "mean") and is_multi_worker(strategy):
+                return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+            return keras_reduce(values, strategy, reduction)
+
+        reduce_per_replica._tlt_multi_worker = True  # type: ignore[attr-defined]
+        keras_trainer.reduce_per_replica = reduce_per_replica
 
 
 def global_batch_size(batch_size_per_gpu: int, strategy: Any) -> int:

@@ -97,7 +97,7 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
 
-    from tlt_train.distribution import amp_policy, global_batch_size, is_chief, make_strategy
+    from tlt_train.distribution import amp_policy, global_batch_size, is_chief, make_strategy, prepare_multi_worker_fit
 
     strategy = make_strategy(gpus, tuple(gpu_index))  # before TensorFlow builds anything
     policy = amp_policy(use_amp)
@@ -143,6 +143,7 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
             _regularize(model, plan)
             optimizer = _optimizer(plan, data.steps_per_epoch, strategy.num_replicas_in_sync)
         model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
+    prepare_multi_worker_fit(model, strategy)
     if logger.isEnabledFor(10):
         model.summary(print_fn=lambda line, **_: logger.debug(line))
 
