@@ -101,9 +101,11 @@ def test_training_writes_every_output(data: Path, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, data)
     results = tmp_path / "results"
     log = tmp_path / "train.log"
-    run = tlt_train("classification", "-e", spec, "-r", results, "-k", KEY, "--log_file", log)
+    run = tlt_train("classification", "-e", spec, "-r", results, "-k", KEY, "--log_file", log, "-n", "final_cls")
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in (results / "weights").iterdir()) == ["resnet_001.tlt", "resnet_002.tlt"]
+    weights = results / "weights"
+    assert sorted(p.name for p in weights.iterdir()) == ["final_cls.tlt", "resnet_001.tlt", "resnet_002.tlt"]
+    assert (weights / "final_cls.tlt").read_bytes() == (weights / "resnet_002.tlt").read_bytes()
     assert json.loads((results / "classmap.json").read_text()) == {"circle": 0, "square": 1, "triangle": 2}
     lines = status_lines(results)
     assert [line["status"] for line in lines] == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
@@ -325,6 +327,13 @@ def test_unknown_and_pending_architectures(tmp_path: Path) -> None:
     assert "unknown architecture 'nosuch' (known: classification" in one_error(invoke("nosuch", "-e", "x.txt"))
     line = one_error(invoke("mask_rcnn", "-e", "x.txt"))
     assert line == "Error: tlt-train mask_rcnn is not implemented yet (a later issue)."
+
+
+def test_model_name_must_be_a_file_name(data: Path, tmp_path: Path) -> None:
+    result = invoke("classification", "-e", write_spec(tmp_path, data), "-r", tmp_path / "r", "-k", KEY,
+                    "-n", "../elsewhere")
+    assert result.exit_code == 2
+    assert "-n/--model_name must be a plain file name" in one_error(result)
 
 
 def test_missing_spec_file_and_options(tmp_path: Path) -> None:

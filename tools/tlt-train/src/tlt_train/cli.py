@@ -1,6 +1,6 @@
 """tlt-train command line (000 ch. 8): a parser plus one call into :func:`tlt_train.train.train`.
 
-``tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY [--gpus N] [--gpu_index I ...] [--use_amp]
+``tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY [-n MODEL_NAME] [--gpus N] [--gpu_index I ...] [--use_amp]
 [--log_file F] [-v]``; ``tlt-train --list-archs`` lists the registered architectures.
 """
 
@@ -27,6 +27,8 @@ from tlt_train import __version__
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False),
               help="Directory where checkpoints, logs, status.json and the final model are written.")
 @key_option(required=False)
+@click.option("-n", "--model_name", default=None,
+              help="Also save the final model as RESULTS_DIR/weights/<model_name>.tlt.")
 @gpus_option
 @click.option("--use_amp", is_flag=True,
               help="Automatic mixed precision (float16 compute); also TF_ENABLE_AUTO_MIXED_PRECISION=1.")
@@ -34,7 +36,7 @@ from tlt_train import __version__
 @log_file_option
 @verbose_option
 def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, results_dir: str | None,
-         key: str | None, gpus: int, gpu_index: tuple[int, ...], use_amp: bool, strict: bool,
+         key: str | None, model_name: str | None, gpus: int, gpu_index: tuple[int, ...], use_amp: bool, strict: bool,
          log_file: str | None, verbose: bool) -> None:
     """Train a model from an experiment spec: tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY.
 
@@ -60,6 +62,6 @@ def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, r
         if missing:
             raise click.UsageError(f"missing option(s) {', '.join(missing)}")
         train(arch, experiment_spec_file=str(experiment_spec_file), results_dir=str(results_dir), key=str(key),
-              gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict)
+              gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict, model_name=model_name)
 
     run_tool(body, verbose=verbose, log_file=log_file)

@@ -22,6 +22,7 @@ model, named as 000 names it, e.g. ``weights/resnet_080.tlt``), ``status.json``,
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,16 +85,24 @@ def load_experiment_spec(arch: Any, path: str | Path) -> LoadedSpec[Any]:
 
 def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str | Path, key: str, gpus: int = 1,
           gpu_index: Sequence[int] = (), use_amp: bool = False, strict: bool = False, progress: bool = True,
-          extra_callbacks: Sequence[Any] = (), kdf_iterations: int | None = None) -> TrainResult:
+          extra_callbacks: Sequence[Any] = (), kdf_iterations: int | None = None,
+          model_name: str | None = None) -> TrainResult:
     """Train ``arch_name`` as ``experiment_spec_file`` says, writing everything into ``results_dir``.
+
+    ``model_name`` (``-n``, 001): the final model is also written as ``weights/<model_name>.tlt``, the
+    name the later steps of a Makefile refer to (e.g. ``resnet18_detector_pruned``).
 
     Re-running after an interruption resumes from the newest checkpoint. ``extra_callbacks`` run
     after tlt-train's own (e.g. a benchmark's timer); ``kdf_iterations`` lowers the model files' key
     derivation cost (tests only).
     """
     arch = check_architecture(arch_name)
+    check_model_name(model_name)
     spec = load_experiment_spec(arch, experiment_spec_file)
     plan: TrainPlan = arch.train_plan(spec)
+    if model_name and re.fullmatch(rf"{re.escape(plan.model_name)}_\d{{3,}}(\.tlt)?", model_name):
+        raise UnsupportedError(f"-n/--model_name {model_name!r} would look like a checkpoint to resume from; "
+                               "choose another name")
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
 
@@ -131,7 +140,8 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
                             "use a new results directory", location=state.path)
         if state.epoch >= plan.epochs:
             logger.info("Training already complete: %s holds epoch %d of %d", state.path, state.epoch, plan.epochs)
-            return TrainResult(state.path, state.epoch, plan.epochs, list(data.classes))
+            final = _name_final_model(state.path, model_name) if chief else state.path
+            return TrainResult(final, state.epoch, plan.epochs, list(data.classes))
 
     with strategy.scope():
         if state is not None:
@@ -161,11 +171,34 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
                         validation_steps=data.validation_steps, callbacks=callbacks, shuffle=False, verbose=0)
     seconds = time.perf_counter() - started
     final = checkpoint.saved[-1] if checkpoint.saved else results / "weights" / f"{plan.model_name}_{plan.epochs:03d}.tlt"
+    if chief:
+        final = _name_final_model(final, model_name)
     logger.info("Training finished; final model: %s", final)
     epochs_run = plan.epochs - initial_epoch
     return TrainResult(final, initial_epoch, plan.epochs, list(data.classes), fit_seconds=seconds,
                        images_trained=epochs_run * data.steps_per_epoch * batch_size,
                        history={k: [float(v) for v in values] for k, values in history.history.items()})
+
+
+def check_model_name(model_name: str | None) -> None:
+    """``-n`` names a file inside ``weights/``: no folders, no extension games."""
+    if model_name is None:
+        return
+    if not model_name or model_name in (".", "..") or any(c in model_name for c in "/\\\0"):
+        raise UnsupportedError(f"-n/--model_name must be a plain file name (no folders), not {model_name!r}")
+
+
+def _name_final_model(final: Path, model_name: str | None) -> Path:
+    """Copy the final checkpoint to ``weights/<model_name>.tlt`` (atomically) and return that path."""
+    if not model_name:
+        return final
+    from libtlt.io.atomic import write_bytes
+
+    named = final.parent / f"{model_name.removesuffix('.tlt')}.tlt"
+    if named != final:
+        write_bytes(named, final.read_bytes())
+    logger.info("Final model saved as %s", named)
+    return named
 
 
 def _fresh_model(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, classes: Sequence[str], key: str) -> Any:
