@@ -205,7 +205,9 @@ def test_prune_file_keeps_metadata_and_writes_the_report(kit, tmp_path: Path) ->
     assert json.loads((tmp_path / "out.json").read_text()) == json.loads(json.dumps(report))
     table = format_report(report)
     assert "conv_pw_1" in table and "Pruning ratio (pruned model / original model)" in table
-    assert "Parameters before pruning" in table and "Model size" in table
+    assert "Parameters before pruning" in table and "Model size (weights)" in table
+    float32 = 4 * (report["params_before"] - report["params_after"])  # BN statistics included: all float32
+    assert report["weights_before_bytes"] - report["weights_after_bytes"] == float32
 
 
 def test_prune_file_errors_write_nothing(kit, tmp_path: Path) -> None:
