@@ -82,23 +82,13 @@ def training_spec(root: Path, args: argparse.Namespace, *, epochs: int, pretrain
     return text
 
 
-def threshold_for(path: Path, target_ratio: float, steps: int = 8) -> float:
+def threshold_for(path: Path, target_ratio: float) -> float:
     """The ``-pth`` (max normalizer, union) whose pruned model keeps about ``target_ratio`` of the parameters."""
     from libtlt.runtime.keras_model import load_tlt_model
-    from tlt_prune.prune import prune_model
+    from tlt_prune.prune import threshold_for_ratio
 
     model, _ = load_tlt_model(path, KEY, architecture="detectnet_v2")
-    low, high = 0.0, 1.0
-    for _ in range(steps):
-        middle = (low + high) / 2
-        result = prune_model(model, pruning_threshold=middle)
-        ratio = result.params_after / result.params_before
-        print(f"-pth {middle:.4f}: ratio {ratio:.4f}", flush=True)
-        if ratio > target_ratio:
-            low = middle
-        else:
-            high = middle
-    return round(high, 4)
+    return threshold_for_ratio(model, target_ratio)
 
 
 def run(*command: Any) -> subprocess.CompletedProcess[str]:

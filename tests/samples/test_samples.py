@@ -199,18 +199,18 @@ def test_samples_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_writes_previews(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "libtlt.demo", str(tmp_path)]
-    for _ in range(2):  # idempotent: a second run overwrites
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr
+def test_quick_demo_runs_every_step(tmp_path: Path) -> None:
+    """``make demo`` at the --quick size: every tool as a command, every output where the summary says."""
+    command = [sys.executable, "-m", "libtlt.demo", str(tmp_path), "--quick"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
     from libtlt.demo import STEPS
     from libtlt.io.tfrecord import read_records
 
     steps = len(STEPS)
     assert f"[INFO] libtlt.demo: step 1/{steps}: generate detection sample data" in done.stderr
     assert f"[INFO] libtlt.demo: step {steps}/{steps}:" in done.stderr
-    assert "Demo summary:" in done.stdout and "pedestrian" in done.stdout
+    assert "Demo summary:" in done.stdout and "pedestrian" in done.stdout and "s in all" in done.stdout
     for name in ("preview_detection.png", "preview_classification.png"):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.width > 200 and image.height > 100
@@ -221,7 +221,7 @@ def test_demo_writes_previews(tmp_path: Path) -> None:
     original = sorted(p.name for p in (tmp_path / "data" / "detection" / "labels").iterdir())
     augmented = sorted(p.name for p in (tmp_path / "data" / "detection_augmented" / "labels").iterdir())
     assert augmented == original
-    shards = sorted((tmp_path / "tfrecords").glob("kitti-fold-*"))
+    shards = sorted((tmp_path / "tfrecords" / "kitti").glob("kitti-fold-*"))
     assert len(shards) == 4
     assert sum(1 for shard in shards for _ in read_records(shard)) == 2 * len(original)
     # Classification: tlt-train → tlt-evaluate → tlt-infer on the sample data.
@@ -233,4 +233,21 @@ def test_demo_writes_previews(tmp_path: Path) -> None:
     assert evaluation["num_images"] == 3 * 10 and 0.0 <= evaluation["accuracy"] <= 1.0
     rows = (tmp_path / "data" / "classification" / "test" / CLASSIFICATION_CLASSES[0] / "result.csv").read_text()
     assert len(rows.strip().splitlines()) >= 10
+    # DetectNet_v2: train → evaluate → prune → retrain → infer → INT8 export → engine → evaluate, infer.
+    detectnet = tmp_path / "detectnet_v2"
+    assert (detectnet / "unpruned" / "weights" / "resnet10_detector.tlt").is_file()
+    report = json.loads((detectnet / "pruned" / "resnet10_detector_pruned.json").read_text())
+    assert 0.1 <= report["pruning_ratio"] <= 0.3
+    assert (detectnet / "retrained" / "weights" / "resnet10_detector_pruned.tlt").is_file()
+    for evaluation_dir in ("unpruned/evaluation", "retrained/evaluation", "final/evaluation"):
+        assert "mean_average_precision" in json.loads((detectnet / evaluation_dir / "evaluation.json").read_text())
+    val_frames = sorted(p.stem for p in (tmp_path / "data" / "detection_val" / "images").iterdir())
+    for inference in ("inference", "final/inference"):
+        assert sorted(p.stem for p in (detectnet / inference / "images_annotated").iterdir()) == val_frames
+        assert sorted(p.stem for p in (detectnet / inference / "labels").iterdir()) == val_frames
+    final = detectnet / "final"
+    for name in ("resnet10_detector.etlt", "calibration.bin", "nvinfer_config.txt", "labels.txt",
+                 "resnet10_detector_int8.engine"):
+        assert (final / name).is_file(), name
+    assert "INT8 engine validation mAP" in done.stdout
     assert not list(tmp_path.rglob(".*.tmp"))

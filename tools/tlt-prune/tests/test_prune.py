@@ -261,3 +261,15 @@ def test_classification_model_round_trip(kit) -> None:
     smaller = prune_model(model, pruning_threshold=0.95, pruning_granularity=4, min_num_filters=4)
     assert smaller.params_after < smaller.params_before
     assert smaller.model(x).shape == (2, 3)
+
+
+def test_threshold_for_ratio_hits_the_wanted_size(kit) -> None:
+    from tlt_prune.prune import threshold_for_ratio
+
+    model = kit.residual_model()
+    threshold = threshold_for_ratio(model, 0.5, steps=10, pruning_granularity=1, min_num_filters=1)
+    kept = prune_model(model, pruning_threshold=threshold, pruning_granularity=1, min_num_filters=1)
+    slightly_lower = prune_model(model, pruning_threshold=threshold - 2e-3, pruning_granularity=1, min_num_filters=1)
+    assert kept.params_after / kept.params_before <= 0.5 < slightly_lower.params_after / slightly_lower.params_before
+    with pytest.raises(TltError, match="ratio of parameters to keep"):
+        threshold_for_ratio(model, 1.5)

@@ -1,0 +1,5 @@
+"""``python -m libtlt.demo``."""
+
+from libtlt.demo import main
+
+main()

@@ -1,0 +1,72 @@
+"""What every demo step shares: the output folder, the sizes, what earlier steps produced, and how a
+tool is run (as a command, the way a Makefile runs it)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from libtlt.errors import TltError
+from libtlt.log import get_logger
+
+logger = get_logger("libtlt.demo")
+
+#: The key every demo model is encrypted with.
+KEY = "tlt_demo_key"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data and how many epochs: ``FULL`` for ``make demo``, ``QUICK`` for the test suite."""
+
+    detection_frames: int
+    detection_val_frames: int
+    detection_epochs: int
+    retrain_epochs: int
+    classification_epochs: int
+    #: Fraction of the DetectNet_v2 parameters tlt-prune keeps (NVIDIA's advice: 10–30 %).
+    keep_ratio: float = 0.25
+
+
+FULL = DemoSize(detection_frames=240, detection_val_frames=60, detection_epochs=10, retrain_epochs=8,
+                classification_epochs=6)
+QUICK = DemoSize(detection_frames=12, detection_val_frames=6, detection_epochs=1, retrain_epochs=1,
+                 classification_epochs=6)
+
+
+@dataclass
+class DemoContext:
+    """Where the demo writes, and what each step produced (by name) for the steps after it."""
+
+    outdir: Path
+    seed: int = 0
+    size: DemoSize = FULL
+    results: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    run: Callable[[DemoContext], None]
+
+
+def run_command(args: list[str], *, capture: bool = False) -> str:
+    """Run an installed tlt tool by its command name in a child process; its stdout when ``capture``."""
+    tool = Path(sys.executable).parent / args[0]
+    executable = str(tool) if tool.exists() else shutil.which(args[0])
+    if executable is None:
+        raise TltError(f"{args[0]} is not installed (run `make install`)")
+    logger.info("$ %s", " ".join(args))
+    result = subprocess.run([executable, *args[1:]], check=False, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        raise TltError(f"{args[0]} failed with exit status {result.returncode}")
+    if capture:
+        sys.stdout.write(result.stdout)
+    return result.stdout or ""
