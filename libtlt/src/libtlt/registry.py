@@ -51,7 +51,9 @@ class TrainPlan:
     ``annealing``); rates are per GPU, the tool scales them by the number of replicas. ``regularizer`` is
     ``L1``, ``L2`` or ``None`` (no regularization), applied to the layer types in ``regularizer_scope``.
     ``model_name`` prefixes the checkpoint files, ``weights/<model_name>_<NNN>.tlt`` (000 names
-    classification checkpoints after the backbone, e.g. ``resnet_003.tlt``).
+    classification checkpoints after the backbone, e.g. ``resnet_003.tlt``). ``load_graph`` (DetectNet_v2's
+    ``model_config.load_graph``) takes the pretrained ``.tlt``'s whole graph instead of its weights by name;
+    tlt-train also does so for any ``.tlt`` that tlt-prune marked as pruned.
     """
 
     model_name: str
@@ -66,6 +68,7 @@ class TrainPlan:
     regularizer_scope: tuple[str, ...] = ()
     checkpoint_interval: int = 1
     pretrained_model_path: str | None = None
+    load_graph: bool = False
     random_seed: int | None = None
 
 

@@ -158,3 +158,30 @@ def test_key_and_file_errors(tmp_path: Path):
         h5.create_group("something")
     with pytest.raises(ModelFileError, match="no Keras weights"):
         load_pretrained(target_model(), empty)
+
+
+def test_load_graph_in_the_plan_takes_the_whole_stored_graph(tmp_path: Path) -> None:
+    """DetectNet_v2's ``model_config.load_graph: true`` is honoured for any .tlt, pruned or not."""
+    from libtlt.archs.detectnet_v2 import architecture as dn
+    from libtlt.spec import load_spec_text
+    from libtlt.spec.protos import detectnet_v2_pb2 as pb
+    from tlt_train.train import _fresh_model
+
+    arch = dn.DetectNetV2Architecture()
+    classes = ["car", "pedestrian", "cyclist"]
+    small = load_spec_text(arch.default_spec().replace("num_layers: 18", "num_layers: 10"), pb.Experiment)
+    stored = arch.build(small, classes)
+    path = tmp_path / "resnet10.tlt"
+    save_tlt_model(path, stored, KEY, {"architecture": "detectnet_v2", "classes": classes}, kdf_iterations=1000)
+    for load_graph, expected in ((True, stored.count_params()), (False, None)):
+        text = arch.default_spec().replace(
+            'arch: "resnet"', f'arch: "resnet"\n  pretrained_model_file: "{path}"\n  load_graph: {str(load_graph).lower()}')
+        spec = load_spec_text(text, pb.Experiment)
+        arch.validate(spec)
+        plan = arch.train_plan(spec)
+        assert plan.load_graph is load_graph
+        model = _fresh_model(arch, spec, plan, classes, KEY)
+        if expected is not None:  # resnet10's graph, although the spec says resnet18
+            assert model.count_params() == expected
+        else:  # resnet18 built from the spec, resnet10's weights loaded by name where shapes match
+            assert model.count_params() > stored.count_params()

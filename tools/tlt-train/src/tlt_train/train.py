@@ -206,12 +206,14 @@ def _fresh_model(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, classes: Seq
     from tlt_train.pretrained import load_pretrained
 
     path = plan.pretrained_model_path
-    if path and _is_pruned_tlt(path, key):
+    if path and (plan.load_graph or _is_pruned_tlt(path, key)):
+        if not plan.load_graph:
+            logger.info("%s is a pruned model: its whole graph is loaded (as load_graph: true would)", path)
         report = load_pretrained(None, path, key, load_graph=True)
         model = report.model
         outputs = int(model.outputs[0].shape[1])  # classes: (N, C) predictions, (N, C, H, W) detector maps
         if outputs != len(classes):
-            raise DataError(f"the pruned model predicts {outputs} classes, the dataset has {len(classes)}",
+            raise DataError(f"the pretrained model predicts {outputs} classes, the dataset has {len(classes)}",
                             location=path)
         return model
     model = arch.build(spec, classes)

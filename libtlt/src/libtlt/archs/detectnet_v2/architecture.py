@@ -367,6 +367,7 @@ class DetectNetV2Architecture:
             regularizer_scope=REGULARIZER_SCOPE if regularizer else (),
             checkpoint_interval=max(1, min(interval, max(train.num_epochs, 1))),
             pretrained_model_path=model.pretrained_model_file or None,
+            load_graph=bool(model.load_graph),
             random_seed=spec.message.random_seed if spec.message.HasField("random_seed") else None,
         )
 
