@@ -126,7 +126,7 @@ def test_selected_outputs_only(model, tmp_path) -> None:
 
 def test_int8_without_scales_for_the_graph_fails_and_writes_nothing(model, tmp_path) -> None:
     cal = tmp_path / "other.bin"
-    cal.write_text("TRT-101300-EntropyCalibration2\ninput_1: 3c010204\nconv1/Relu: 3c010204\n")
+    cal.write_text("TRT-101300-EntropyCalibration2\ninput_1: 3c010204\nconv1/Relu: 3c010204\nother/Relu: 3c010204\n")
     with pytest.raises(DataError) as err:
         build(model, tmp_path / "int8.engine", precision="int8", cal_cache=cal)
     assert f"{cal} has no scale for 2 tensor(s) this model quantizes: 'conv2/Relu', 'block/Relu'" in str(err.value)

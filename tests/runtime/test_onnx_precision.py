@@ -140,11 +140,28 @@ def test_required_tensors_are_the_activation_inputs_of_quantized_ops(detectnet) 
 
 
 def test_insert_qdq_reports_every_missing_scale_by_name(detectnet) -> None:
+    # Partial and naming a tensor this graph lacks: another model's cache.
     with pytest.raises(DataError) as err:
-        insert_qdq(detectnet, {"input_1": 1 / 127, "conv1/Relu": 0.02})
+        insert_qdq(detectnet, {"input_1": 1 / 127, "conv1/Relu": 0.02, "conv1/Relu_1": 0.02})
     message = err.value.one_line()
     assert "2 tensor(s)" in message and "'conv2/Relu'" in message and "'block/Relu'" in message
     assert "'conv1/Relu'" not in message
+    with pytest.raises(DataError, match="has no scale for 4 tensor"):  # covers nothing
+        insert_qdq(detectnet, {"elsewhere": 0.1})
+
+
+def test_a_partial_cache_leaves_the_uncovered_nodes_float(detectnet) -> None:
+    """A QAT cache (000 §8.1) has no scales for some tensors: their consumers run in float, weights included."""
+    quantized = insert_qdq(detectnet, {"input_1": 1 / 127, "conv1/Relu": 0.02})
+    producers = {out: node for node in quantized.graph.node for out in node.output}
+    for node in quantized.graph.node:
+        if node.op_type != "Conv":
+            continue
+        dequantized = [name in producers and producers[name].op_type == "DequantizeLinear" for name in node.input[:2]]
+        source = producers[producers[node.input[0]].input[0]].input[0] if dequantized[0] else node.input[0]
+        covered = source in ("input_1", "conv1/Relu")
+        assert dequantized == [covered, covered], (node.name, source)
+    assert sum(node.op_type == "QuantizeLinear" for node in quantized.graph.node) == 4  # 2 activations, 2 weights
 
 
 def test_weight_scales_are_symmetric_per_output_channel() -> None:

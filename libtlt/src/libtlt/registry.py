@@ -53,7 +53,8 @@ class TrainPlan:
     ``model_name`` prefixes the checkpoint files, ``weights/<model_name>_<NNN>.tlt`` (000 names
     classification checkpoints after the backbone, e.g. ``resnet_003.tlt``). ``load_graph`` (DetectNet_v2's
     ``model_config.load_graph``) takes the pretrained ``.tlt``'s whole graph instead of its weights by name;
-    tlt-train also does so for any ``.tlt`` that tlt-prune marked as pruned.
+    tlt-train also does so for any ``.tlt`` that tlt-prune marked as pruned. ``enable_qat`` trains with
+    quantization-aware training (``libtlt.qat``, 000 §8.1).
     """
 
     model_name: str
@@ -70,6 +71,7 @@ class TrainPlan:
     pretrained_model_path: str | None = None
     load_graph: bool = False
     random_seed: int | None = None
+    enable_qat: bool = False
 
 
 @dataclass

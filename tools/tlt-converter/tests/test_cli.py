@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from libtlt.io.modelfile import save_model_file
 from libtlt.runtime.calibration import calibrate_to_cache
@@ -80,6 +83,98 @@ def test_default_engine_path_and_third_party_plain_onnx(workdir, tmp_path) -> No
     assert (tmp_path / "saved.engine").is_file() and (tmp_path / "saved.engine.json").is_file()
     probabilities = open_engine(tmp_path / "saved.engine").run(np.full((2, 3, 32, 32), 0.5, np.float32))
     np.testing.assert_allclose(probabilities["predictions/Softmax"].sum(axis=1), 1.0, atol=1e-3)
+
+
+def third_party_classifier(size: int = 32, num_classes: int = 6, seed: int = 3) -> onnx.ModelProto:
+    """A plain ONNX classifier as other toolkits write them: NHWC input ``image``, BatchNormalization, MaxPool,
+    MatMul + Add and output ``probabilities`` — none of TLT's names or layout."""
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))).astype(np.float32)
+
+    arrays = {
+        "stem.w": weight(16, 3, 3, 3), "stem.b": np.zeros(16, np.float32),
+        "bn.scale": rng.uniform(0.5, 1.5, 16).astype(np.float32), "bn.bias": rng.normal(0, 0.1, 16).astype(np.float32),
+        "bn.mean": rng.normal(0, 0.1, 16).astype(np.float32), "bn.var": rng.uniform(0.5, 2.0, 16).astype(np.float32),
+        "block.w": weight(32, 16, 3, 3), "block.b": rng.normal(0, 0.1, 32).astype(np.float32),
+        "head.w": (rng.standard_normal((32, num_classes)) * np.sqrt(2.0 / 32)).astype(np.float32),
+        "head.b": rng.normal(0, 0.1, num_classes).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "stem.w", "stem.b"], ["stem"], kernel_shape=[3, 3], pads=[1] * 4),
+        helper.make_node("BatchNormalization", ["stem", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["stem.relu"]),
+        helper.make_node("MaxPool", ["stem.relu"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["pool", "block.w", "block.b"], ["block"], kernel_shape=[3, 3], pads=[1] * 4,
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["block"], ["block.relu"]),
+        helper.make_node("GlobalAveragePool", ["block.relu"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["features"]),
+        helper.make_node("MatMul", ["features", "head.w"], ["head.matmul"]),
+        helper.make_node("Add", ["head.matmul", "head.b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "third_party_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", num_classes])],
+        [numpy_helper.from_array(value, name) for name, value in arrays.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="not-tlt")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+#: kind → (plain ONNX model, -d, -o, -i, held-out images): the detector has DetectNet_v2's interface but was
+#: never an .etlt; the classifier is the channels-last model above.
+THIRD_PARTY: dict[str, tuple[Any, str, str, str]] = {
+    "detector": (lambda: detectnet_like_model(*SHAPE[1:], seed=5), "3,32,48", OUTPUTS, "nchw"),
+    "classifier": (third_party_classifier, "3,32,32", "probabilities", "nhwc"),
+}
+
+
+@pytest.fixture(scope="module")
+def third_party(tmp_path_factory) -> dict[str, tuple[Path, Path, np.ndarray]]:
+    """Per kind: the plain .onnx, a cal.bin calibrated (entropy) for it, and held-out images in its layout."""
+    folder = tmp_path_factory.mktemp("third_party")
+    made = {}
+    for kind, (build, dims, _, order) in THIRD_PARTY.items():
+        model = build()
+        shape = tuple(int(d) for d in dims.split(","))
+        layout = (lambda b: b.transpose(0, 2, 3, 1).copy()) if order == "nhwc" else (lambda b: b)
+        path, cal = folder / f"{kind}.onnx", folder / f"{kind}.cal.bin"
+        path.write_bytes(model.SerializeToString())
+        calibrate_to_cache(model, (layout(b) for b in image_batches(8, 8, shape, seed=11)), cal,
+                           input_name=model.graph.input[0].name)
+        made[kind] = (path, cal, layout(next(image_batches(1, 16, shape, seed=99))))
+    return made
+
+
+@pytest.mark.parametrize("kind", sorted(THIRD_PARTY))
+@pytest.mark.parametrize(("data_type", "tolerance"), [("fp16", 2e-3), ("int8", 0.04)])
+def test_third_party_plain_onnx_to_fp16_and_int8_stays_close_to_fp32(third_party, tmp_path, kind, data_type,
+                                                                     tolerance) -> None:
+    path, cal, images = third_party[kind]
+    _, dims, outputs, order = THIRD_PARTY[kind]
+    engine = tmp_path / f"{kind}.{data_type}.engine"
+    result = converter("-d", dims, "-i", order, "-o", outputs, "-t", data_type, "-c", cal, "-e", engine,
+                       "--backend", "onnxruntime", path)
+    assert result.returncode == 0, result.stderr
+    assert "plain ONNX model" in result.stderr
+    want = OrtModel(path.read_bytes()).run(images)
+    got = open_engine(engine).run(images)
+    assert sorted(got) == sorted(outputs.split(","))
+    for name, reference in want.items():
+        assert got[name].dtype == np.float32 and got[name].shape == reference.shape
+        assert np.abs(got[name] - reference).max() <= tolerance * max(1.0, float(np.abs(reference).max()))
+    if kind == "classifier":  # the decision a user sees: the top class, on (nearly) every image
+        agree = np.mean(got["probabilities"].argmax(axis=1) == want["probabilities"].argmax(axis=1))
+        assert agree >= (1.0 if data_type == "fp16" else 0.9)
+    if data_type == "int8":  # the graph really runs quantized: the engine holds Q/DQ pairs for every Conv/MatMul
+        graph = onnx.load_from_string(engine.read_bytes()).graph
+        assert any(node.op_type in ("QuantizeLinear", "QLinearConv", "DynamicQuantizeLinear") for node in graph.node)
 
 
 def test_wrong_key(workdir, tmp_path) -> None:

@@ -152,9 +152,9 @@ def test_qat_scales_are_used_unless_force_ptq(trained: Trained, fp32_etlt: Path,
                     "--force_ptq")
     assert "needs calibration data" in error_line(forced)
     partial = tmp_path / "partial.tlt"
-    save_tlt_model(partial, keras_model, KEY, {**meta, "qat_scales": {"input_1": 1.0}}, kdf_iterations=1000)
+    save_tlt_model(partial, keras_model, KEY, {**meta, "qat_scales": {"not_in_the_graph": 1.0}}, kdf_iterations=1000)
     result = export("classification", "-m", partial, "-k", KEY, "--data_type", "int8", "--cal_cache_file", cal)
-    assert "QAT scales do not cover the exported graph" in error_line(result)
+    assert "QAT scales match none of the tensors the exported graph quantizes" in error_line(result)
 
 
 def test_gen_ds_config_writes_nvinfer_config_and_labels(trained: Trained, tmp_path: Path) -> None:

@@ -191,11 +191,12 @@ def test_pruned_model_trains_saves_and_reloads(kit, tmp_path: Path) -> None:
 def test_prune_file_keeps_metadata_and_writes_the_report(kit, tmp_path: Path) -> None:
     model = kit.residual_model()
     meta = {"architecture": "classification", "classes": ["a", "b", "c"], "input_shape": [3, 12, 12]}
-    save_tlt_model(tmp_path / "in.tlt", model, kit.KEY, meta, **kit.FAST)
+    qat = {"qat": {"ranges": {"input_1": 1.0}}}  # ranges of the unpruned activations: dropped
+    save_tlt_model(tmp_path / "in.tlt", model, kit.KEY, {**meta, **qat}, **kit.FAST)
     report = prune_file(tmp_path / "in.tlt", tmp_path / "out.tlt", kit.KEY, pruning_threshold=0.9,
                         pruning_granularity=2, min_num_filters=2, **kit.FAST)
     loaded, out_meta = load_tlt_model(tmp_path / "out.tlt", kit.KEY)
-    assert {k: out_meta[k] for k in meta} == meta
+    assert {k: out_meta[k] for k in meta} == meta and "qat" not in out_meta
     pruned = out_meta["pruned"]
     assert pruned["from"] == "in.tlt" and pruned["threshold"] == 0.9
     assert pruned["params_before"] == model.count_params() == report["params_before"]

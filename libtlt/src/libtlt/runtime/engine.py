@@ -192,6 +192,13 @@ def default_profiles(model: onnx.ModelProto, input_name: str, input_dims: Sequen
     return [OptProfile(input_name, low, high, high)]
 
 
+def cache_scales(cal_cache: str | Path | CalibrationCache | Mapping[str, float]) -> dict[str, float]:
+    """Tensor → INT8 scale (``amax / 127``) of a cal.bin path, a read cache or a mapping."""
+    if isinstance(cal_cache, (str, Path)):
+        cal_cache = read_calibration_cache(cal_cache)
+    return dict(cal_cache.scales) if isinstance(cal_cache, CalibrationCache) else dict(cal_cache)
+
+
 def make_precision_explicit(model: onnx.ModelProto, precision: str,
                             cal_cache: str | Path | CalibrationCache | Mapping[str, float] | None = None
                             ) -> onnx.ModelProto:
@@ -204,11 +211,8 @@ def make_precision_explicit(model: onnx.ModelProto, precision: str,
         raise TltError(f"-t must be one of {', '.join(PRECISIONS)}, not '{precision}'")
     if cal_cache is None:
         raise DataError("INT8 needs a calibration cache (-c cal.bin from tlt-export --data_type int8)")
-    source = "the calibration cache"
-    if isinstance(cal_cache, (str, Path)):
-        source = str(cal_cache)
-        cal_cache = read_calibration_cache(cal_cache)
-    scales = cal_cache.scales if isinstance(cal_cache, CalibrationCache) else dict(cal_cache)
+    source = str(cal_cache) if isinstance(cal_cache, (str, Path)) else "the calibration cache"
+    scales = cache_scales(cal_cache)
     onnx_precision.check_scales(model, scales, source=source)
     return onnx_precision.insert_qdq(model, scales)
 
@@ -271,6 +275,10 @@ def build_engine(onnx_model: onnx.ModelProto | bytes, engine_path: str | Path, *
     if strict_type_constraints:
         logger.info("Strict types: a strongly typed network always follows the graph's types.")
     model = make_precision_explicit(model, precision, cal_cache)
+    if backend == "onnxruntime" and precision == "int8" and cal_cache is not None:
+        from libtlt.runtime.onnxruntime_int8 import integer_kernels
+
+        model = integer_kernels(model, cache_scales(cal_cache))  # else onnxruntime runs float Convs (slower)
     sidecar: dict[str, Any] = {
         "format": SIDECAR_FORMAT, "precision": precision,
         "inputs": [v.name for v in _graph_inputs(model)], "outputs": names,

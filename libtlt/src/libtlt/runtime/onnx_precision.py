@@ -322,13 +322,24 @@ def required_tensors(model: onnx.ModelProto) -> list[str]:
 
 
 def check_scales(model: onnx.ModelProto, scales: Mapping[str, float], *, source: str = "the calibration cache") -> None:
-    """Raise ``DataError`` naming the tensors ``model`` needs that ``scales`` lacks."""
-    missing = [name for name in required_tensors(model) if name not in scales]
-    if missing:
-        shown = ", ".join(f"'{name}'" for name in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        raise DataError(f"{source} has no scale for {len(missing)} tensor(s) this model quantizes: {shown}{more} "
-                        "(was it calibrated for another model? recalibrate with tlt-export --data_type int8)")
+    """Raise ``DataError`` when ``scales`` cannot be this graph's cache.
+
+    A cache may leave some quantized tensors out (a QAT cache, 000 §8.1: those stay float, as TensorRT
+    runs tensors without a scale in higher precision), but it must cover at least one, and a partial
+    cache must not name tensors the graph lacks: both mean a cache of another model.
+    """
+    required = required_tensors(model)
+    missing = [name for name in required if name not in scales]
+    if not missing:
+        return
+    known = {value.name for value in model.graph.input} | {out for node in model.graph.node for out in node.output}
+    foreign = [name for name in scales if name not in known]
+    if len(missing) < len(required) and not foreign:
+        return
+    shown = ", ".join(f"'{name}'" for name in missing[:8])
+    more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+    raise DataError(f"{source} has no scale for {len(missing)} tensor(s) this model quantizes: {shown}{more} "
+                    "(was it calibrated for another model? recalibrate with tlt-export --data_type int8)")
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -367,9 +378,10 @@ def insert_qdq(model: onnx.ModelProto, scales: Mapping[str, float], per_channel_
     """A copy of ``model`` with int8 QuantizeLinear/DequantizeLinear pairs on the inputs of its
     Conv, ConvTranspose, Gemm and MatMul nodes.
 
-    ``scales`` maps activation tensor names to their scale (``amax / 127``, as a cal.bin stores it);
-    every tensor of ``required_tensors(model)`` must be present. Weights get symmetric scales from
-    their own values, per output channel when ``per_channel_weights`` (needs opset 13).
+    ``scales`` maps activation tensor names to their scale (``amax / 127``, as a cal.bin stores it)
+    and must pass :func:`check_scales`. A node whose activation input has no scale stays entirely float
+    (weights included), as TensorRT runs it. Weights get symmetric scales from their own values, per
+    output channel when ``per_channel_weights`` (needs opset 13).
     """
     opset = _opset(model)
     if opset < 10:
@@ -379,6 +391,9 @@ def insert_qdq(model: onnx.ModelProto, scales: Mapping[str, float], per_channel_
     model = copy.deepcopy(model)
     graph = model.graph
     activations, weights = _quantized_inputs(model)
+    float_nodes = {entry.node for entry in activations if entry.tensor not in scales}
+    activations = [entry for entry in activations if entry.node not in float_nodes]
+    weights = [entry for entry in weights if entry.node not in float_nodes]
     names = _Names(graph)
     new_initializers: list[onnx.TensorProto] = []
     inserted: dict[str, list[onnx.NodeProto]] = {}  # producer tensor -> Q/DQ nodes to place after it

@@ -8,8 +8,9 @@ Sources, in the order the manuals give them (000 §12, 001 export):
    batches are also written there as a tensorfile.
 3. ``-e`` alone (the training data loader): not available yet, an error says so.
 
-A model trained with QAT carries its learned activation ranges in its metadata (``qat_scales``:
-graph tensor → amax); they are written to the cal.bin as they are unless ``--force_ptq``. Calibration
+A model trained with QAT carries its learned activation ranges in its metadata (``qat.ranges`` by Keras
+layer name, translated by ``tlt_export.qat_names``; or ``qat_scales``: graph tensor → amax); they are
+written to the cal.bin as they are unless ``--force_ptq``. Calibration
 never falls back to random data.
 """
 
@@ -199,17 +200,23 @@ def qat_scales(metadata: Mapping[str, Any]) -> dict[str, float] | None:
 
 
 def write_qat_cache(onnx_model: onnx.ModelProto, scales: Mapping[str, float], cal_cache_file: str | Path) -> None:
-    """Write QAT's learned ranges as the cal.bin, after checking they cover every quantized tensor."""
+    """Write QAT's learned ranges as the cal.bin: the graph's tensors that have one.
+
+    A QAT cache holds fewer scales than a calibrated one (000 §8.1): quantized tensors without a range
+    (the output layers' inputs) stay float. Ranges that cover none of the tensors the graph quantizes
+    belong to another graph and are an error.
+    """
     from libtlt.runtime.onnx_precision import required_tensors
 
-    missing = [name for name in required_tensors(onnx_model) if name not in scales]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ModelFileError(f"the model's QAT scales do not cover the exported graph (missing {shown}): use "
+    required = required_tensors(onnx_model)
+    covered = [name for name in required if name in scales]
+    if not covered:
+        raise ModelFileError("the model's QAT scales match none of the tensors the exported graph quantizes: use "
                              "--force_ptq with calibration data")
     names = [value.name for value in onnx_model.graph.input] + \
         [out for node in onnx_model.graph.node for out in node.output]
     amax = {name: scales[name] for name in names if name in scales}
     write_calibration_cache(cal_cache_file, amax, algorithm=ENTROPY_CALIBRATION_2)
-    logger.info("QAT model: the learned activation ranges were written to %s (no calibration; --force_ptq "
-                "calibrates instead).", cal_cache_file)
+    logger.info("QAT model: the learned ranges of %d of the %d quantizable tensors were written to %s (no "
+                "calibration; the others stay float; --force_ptq calibrates instead).", len(covered), len(required),
+                cal_cache_file)

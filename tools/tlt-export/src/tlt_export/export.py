@@ -5,7 +5,8 @@ INT8 calibration cache, an engine and the DeepStream template files.
 2. Convert with tf2onnx (input ``input_1`` [N, C, H, W], outputs named by the architecture's
    ``export_outputs``) and check onnxruntime against Keras on real preprocessed images (calibration
    images when there are some, else a fixed image-like batch): a difference beyond 1e-4 fails the export.
-3. ``--data_type int8``: cal.bin from QAT scales, or calibration (``tlt_export.calibrate``).
+3. ``--data_type int8``: cal.bin from QAT scales, or calibration (``tlt_export.calibrate``). A model trained
+   with QAT stores its ranges by Keras layer name; ``tlt_export.qat_names`` maps them to the graph's tensors.
 4. Write the .etlt (``model.onnx`` + metadata), then ``--engine_file`` through the same
    ``libtlt.runtime.engine.build_engine`` as tlt-converter, then ``--gen_ds_config``.
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
+from libtlt.qat.metadata import stored_ranges
 from tlt_export import __version__
 from tlt_export.calibrate import (
     Preprocessing,
@@ -153,7 +155,8 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                              f"{[preprocessing.channels, preprocessing.height, preprocessing.width]}", location=model)
     cal_batches: list[np.ndarray] = []  # loaded before converting: a missing source fails fast
     learned = qat_scales(metadata)
-    use_qat = data_type == "int8" and learned is not None and not force_ptq
+    ranges = stored_ranges(metadata)
+    use_qat = data_type == "int8" and (learned is not None or ranges is not None) and not force_ptq
     if data_type == "int8" and not use_qat:
         cal_batches = calibration_batches(metadata, preprocessing, cal_data_file=cal_data_file,
                                           cal_image_dir=cal_image_dir, experiment_spec=experiment_spec,
@@ -167,7 +170,11 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
     result = ExportResult(out_path, INPUT_NAME, dims, export_names, worst)
     if data_type == "int8":
         result.cal_cache_file = Path(cal_cache_file)
-        if use_qat and learned is not None:
+        if use_qat:
+            if learned is None:
+                from tlt_export.qat_names import onnx_scales
+
+                learned = onnx_scales(keras_model, onnx_model, ranges or {}, check, input_name=INPUT_NAME)
             write_qat_cache(onnx_model, learned, cal_cache_file)
         else:
             from libtlt.runtime.calibration import calibrate_to_cache

@@ -19,6 +19,7 @@ from libtlt.errors import TltError
 from libtlt.io.atomic import write_text
 from libtlt.io.modelfile import DEFAULT_KDF_ITERATIONS
 from libtlt.log import get_logger
+from libtlt.qat.metadata import METADATA_KEY as QAT_KEY
 from tlt_prune import stats
 from tlt_prune.graph import DEPTHWISE, PRODUCER, ChannelMap, GraphAnalysis, analyze, layer_family
 from tlt_prune.rebuild import LayerChange, rebuild
@@ -270,7 +271,12 @@ def prune_file(pretrained_model: str | Path, output_file: str | Path, key: str, 
     log.info("Pruned %d layers: %d -> %d parameters", sum(r.filters_after < r.filters_before for r in result.layers),
              result.params_before, result.params_after)
 
-    meta = {k: v for k, v in metadata.items() if k not in ("framework", "libtlt_version")}
+    meta = {k: v for k, v in metadata.items() if k not in ("framework", "libtlt_version", QAT_KEY)}
+    if QAT_KEY in metadata:
+        # Removing filters changes the activations the learned ranges describe: retrain (with QAT) to
+        # learn new ones, or export with calibration.
+        log.warning("%s was trained with QAT: its activation ranges are dropped from the pruned model",
+                    pretrained_model)
     meta["pruned"] = {"from": Path(pretrained_model).name, "params_before": result.params_before,
                       "params_after": result.params_after, "threshold": result.options["pruning_threshold"],
                       **{k: v for k, v in result.options.items() if k != "pruning_threshold"}}

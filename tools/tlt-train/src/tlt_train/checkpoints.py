@@ -37,7 +37,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,13 +242,15 @@ def resume_state(results_dir: str | Path, arch: str, key: str, *, architecture: 
 class CheckpointCallback(keras.callbacks.Callback):
     """Save ``RESULTS_DIR/weights/<arch>_<NNN>.tlt`` every ``interval`` epochs (and after the last one).
 
-    ``interval`` 0 disables intermediate checkpoints. ``is_chief`` is False on the non-chief workers of
+    ``interval`` 0 disables intermediate checkpoints. ``saving_view(model)`` (optional) returns the model
+    to write instead of the trained one and metadata to add (QAT saves its float model and learned ranges). ``is_chief`` is False on the non-chief workers of
     a multi-worker run (see :func:`tlt_train.distribution.is_chief`); they still take part in the save.
     """
 
     def __init__(self, results_dir: str | Path, arch: str, key: str, *, interval: int = 1,
                  metadata: Mapping[str, Any] | None = None, save_last: bool = True, is_chief: bool = True,
-                 kdf_iterations: int = DEFAULT_KDF_ITERATIONS):
+                 kdf_iterations: int = DEFAULT_KDF_ITERATIONS,
+                 saving_view: Callable[[Any], tuple[Any, Mapping[str, Any]]] | None = None):
         super().__init__()
         if float(interval) != int(interval) or int(interval) < 0:
             raise ValueError(f"checkpoint interval must be a whole number of epochs >= 0, not {interval}")
@@ -261,6 +263,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.save_last = save_last
         self.is_chief = is_chief
         self.kdf_iterations = kdf_iterations
+        self.saving_view = saving_view
         self.saved: list[Path] = []
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -268,8 +271,10 @@ class CheckpointCallback(keras.callbacks.Callback):
         last = self.params.get("epochs") if self.params else None
         due = self.interval > 0 and done % self.interval == 0
         if due or (self.save_last and last is not None and done == last):
-            path = save_checkpoint(self.results_dir, self.arch, self.model, self.key, done,
-                                   metadata=self.metadata, steps_per_epoch=(self.params or {}).get("steps"),
+            model, extra = self.saving_view(self.model) if self.saving_view is not None else (self.model, {})
+            path = save_checkpoint(self.results_dir, self.arch, model, self.key, done,
+                                   metadata={**self.metadata, **extra},
+                                   steps_per_epoch=(self.params or {}).get("steps"),
                                    is_chief=self.is_chief, kdf_iterations=self.kdf_iterations)
             if self.is_chief:
                 self.saved.append(path)

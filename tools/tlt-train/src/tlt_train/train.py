@@ -152,13 +152,17 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
             model = _fresh_model(arch, spec, plan, data.classes, key)
             _regularize(model, plan)
             optimizer = _optimizer(plan, data.steps_per_epoch, strategy.num_replicas_in_sync)
+        qat = _quantization_aware(model, plan, state.metadata if state is not None else None)
+        if qat is not None:
+            model = qat.model
         model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
     prepare_multi_worker_fit(model, strategy)
     if logger.isEnabledFor(10):
         model.summary(print_fn=lambda line, **_: logger.debug(line))
 
     checkpoint = CheckpointCallback(results, plan.model_name, key, interval=plan.checkpoint_interval,
-                                    metadata=data.metadata, is_chief=chief, **saving)
+                                    metadata=data.metadata, is_chief=chief,
+                                    saving_view=qat.saving_view if qat is not None else None, **saving)
     # Optional architecture hook: its callbacks run first, so what they add to the epoch logs (e.g. a
     # detector's validation mAP) reaches status.json and the CSV log.
     hook = getattr(arch, "training_callbacks", None)
@@ -235,6 +239,23 @@ def _is_pruned_tlt(path: str | Path, key: str) -> bool:
         if handle.read(8) != b"TLTMODEL":
             return False
     return bool(load_model_file(path, key).metadata.get(PRUNED_KEY))
+
+
+def _quantization_aware(model: Any, plan: TrainPlan, resumed: dict[str, Any] | None) -> Any:
+    """The QAT twin of ``model`` (``libtlt.qat.QatModel``) when the spec enables QAT or the checkpoint
+    being resumed was trained with it (its learned ranges carry on); ``None`` otherwise."""
+    from libtlt.qat.metadata import stored_ranges
+    from libtlt.qat.rewrite import build_qat_model
+
+    ranges = stored_ranges(resumed) if resumed is not None else None
+    if not plan.enable_qat and ranges is None:
+        return None
+    if ranges is not None and not plan.enable_qat:
+        logger.info("The checkpoint was trained with QAT: QAT stays on although the spec does not enable it")
+    qat = build_qat_model(model, ranges)
+    logger.info("Quantization-aware training: ReLU6 activations, %d fake-quantized layer inputs%s",
+                len(qat.quantizers()), f" (ranges resumed for {len(ranges)})" if ranges else "")
+    return qat
 
 
 def _regularize(model: Any, plan: TrainPlan) -> None:

@@ -369,6 +369,7 @@ class DetectNetV2Architecture:
             pretrained_model_path=model.pretrained_model_file or None,
             load_graph=bool(model.load_graph),
             random_seed=spec.message.random_seed if spec.message.HasField("random_seed") else None,
+            enable_qat=bool(train.enable_qat),
         )
 
     # ---------------------------------------------------------------------------------------- model

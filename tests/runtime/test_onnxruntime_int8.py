@@ -1,0 +1,80 @@
+"""onnxruntime INT8 placement: after ``integer_kernels`` onnxruntime runs the convolutions and residual sums as
+integer kernels, with the cal.bin's numerics, and the graph outputs stay float."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from libtlt.runtime.calibration import calibrate
+from libtlt.runtime.engine import build_engine, open_engine
+from libtlt.runtime.onnx_precision import insert_qdq
+from libtlt.runtime.onnxruntime_backend import OrtModel
+from libtlt.runtime.onnxruntime_int8 import integer_kernels
+from libtlt.runtime.sample_models import classifier_model, detectnet_like_model, image_batches
+
+SHAPE = (3, 32, 48)
+
+
+def optimized_ops(model: onnx.ModelProto, tmp_path: Path) -> collections.Counter[str]:
+    """The ops onnxruntime actually runs (all graph optimizations, as ``open_engine`` sessions use)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return collections.Counter(node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node)
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> tuple[onnx.ModelProto, dict[str, float]]:
+    model = detectnet_like_model(*SHAPE[1:])
+    amax = calibrate(model, image_batches(6, 8, SHAPE, seed=1))
+    return model, {name: value / 127 for name, value in amax.items()}
+
+
+def test_inputs_only_qdq_leaves_float_convs_and_integer_kernels_fuse_them(calibrated, tmp_path) -> None:
+    model, scales = calibrated
+    tensorrt_form = insert_qdq(model, scales)
+    assert optimized_ops(tensorrt_form, tmp_path)["QLinearConv"] == 0  # why integer_kernels exists
+    ops = optimized_ops(integer_kernels(tensorrt_form, scales), tmp_path)
+    # conv1, conv2, conv3 and the residual Add run on integers; the Relus fold into uint8 quantization;
+    # the two output convolutions keep float outputs (coverage and boxes are not quantized).
+    assert ops["QLinearConv"] == 3 and ops["QLinearAdd"] == 1 and ops["Relu"] == 0, ops
+    assert ops["Conv"] + ops["FusedConv"] == 2, ops
+
+
+def test_integer_kernels_keep_the_calibrated_numerics(calibrated) -> None:
+    model, scales = calibrated
+    images = next(image_batches(1, 8, SHAPE, seed=42))
+    want = OrtModel(model.SerializeToString()).run(images)
+    got = OrtModel(integer_kernels(insert_qdq(model, scales), scales).SerializeToString()).run(images)
+    for name, reference in want.items():
+        assert got[name].dtype == np.float32
+        error = np.abs(got[name] - reference)
+        assert error.max() < 0.04 * max(1.0, float(np.abs(reference).max())), (name, error.max())
+        assert error.max() > 0  # it really ran quantized
+
+
+def test_tensors_without_a_scale_stay_float(calibrated, tmp_path) -> None:
+    model, scales = calibrated
+    partial = {name: value for name, value in scales.items() if name != "conv3/BiasAdd"}
+    ops = optimized_ops(integer_kernels(insert_qdq(model, partial), partial), tmp_path)
+    assert ops["QLinearAdd"] == 0 and ops["QLinearConv"] == 2, ops  # conv3's output and the Add: float
+
+
+def test_onnxruntime_int8_engine_runs_integer_kernels(tmp_path) -> None:
+    classifier = classifier_model()
+    cal = {name: value / 127 for name, value in calibrate(classifier, image_batches(4, 8, (3, 32, 32), seed=2)).items()}
+    engine = tmp_path / "int8.engine"
+    build_engine(classifier, engine, backend="onnxruntime", precision="int8", cal_cache=cal, input_dims=(3, 32, 32))
+    assert optimized_ops(onnx.load(engine), tmp_path)["QLinearConv"] == 1
+    images = next(image_batches(1, 8, (3, 32, 32), seed=7))
+    got = open_engine(engine).run(images)["predictions/Softmax"]
+    want = OrtModel(classifier.SerializeToString()).run(images)["predictions/Softmax"]
+    assert np.abs(got - want).max() < 0.02
