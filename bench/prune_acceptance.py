@@ -29,19 +29,6 @@ from typing import Any
 BIN = Path(sys.executable).parent
 KEY = "acceptance_key"
 
-CONVERT = """kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 20
-  num_shards: 4
-}}
-image_directory_path: "{root}"
-"""
-
 
 def training_spec(root: Path, args: argparse.Namespace, *, epochs: int, pretrained: Path | None,
                   load_graph: bool = True) -> str:
@@ -116,7 +103,7 @@ def main() -> None:
 
     from libtlt.archs.detectnet_v2 import architecture as dn
     from libtlt.runtime.keras_model import load_tlt_model
-    from libtlt.samples import generate_detection_dataset
+    from libtlt.samples import generate_detection_dataset, kitti_convert_spec
     from libtlt.spec import load_spec
     from libtlt.spec.protos import detectnet_v2_pb2 as pb
 
@@ -129,7 +116,7 @@ def main() -> None:
     started = time.perf_counter()
     if not (root / "tfrecords").is_dir():
         generate_detection_dataset(root, num_images=args.frames, seed=7)
-        (work / "convert.txt").write_text(CONVERT.format(root=root), encoding="utf-8")
+        (work / "convert.txt").write_text(kitti_convert_spec(root, num_shards=4), encoding="utf-8")
         (root / "tfrecords").mkdir()
         run("tlt-dataset-convert", "-d", work / "convert.txt", "-o", root / "tfrecords" / "kitti")
     seconds["data"] = time.perf_counter() - started

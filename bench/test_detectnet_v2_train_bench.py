@@ -21,27 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.samples import generate_detection_dataset, kitti_convert_spec
 
 BIN = Path(sys.executable).parent
 KEY = "bench_key"
-CONVERT = """kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 20
-  num_shards: 2
-}}
-image_directory_path: "{root}"
-"""
 
 
 def make_dataset(root: Path, frames: int, width: int, height: int) -> None:
     generate_detection_dataset(root, num_images=frames, width=width, height=height, seed=11, workers=2)
-    (root / "convert.txt").write_text(CONVERT.format(root=root), encoding="utf-8")
+    (root / "convert.txt").write_text(kitti_convert_spec(root), encoding="utf-8")
     (root / "tfrecords").mkdir()
     done = subprocess.run([str(BIN / "tlt-dataset-convert"), "-d", str(root / "convert.txt"), "-o",
                            str(root / "tfrecords" / "kitti")], capture_output=True, text=True, timeout=900)

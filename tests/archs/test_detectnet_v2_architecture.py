@@ -12,7 +12,7 @@ from libtlt.archs.detectnet_v2.detectnet_v2_loss import ClassCost, DetectNetLoss
 from libtlt.layers.bbox_rasterizer import TargetClassConfig, rasterize
 from libtlt.metrics.detection import DetectionEvaluator
 from libtlt.registry import REQUIRED_ATTRIBUTES, check_architecture, get_architecture
-from libtlt.samples import generate_detection_dataset
+from libtlt.samples import generate_detection_dataset, kitti_convert_spec
 from libtlt.spec import LoadedSpec, load_spec_text
 from libtlt.spec.protos import detectnet_v2_pb2 as pb
 
@@ -137,18 +137,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("dn_data")
     generate_detection_dataset(root, num_images=10, seed=5)
-    (root / "convert.txt").write_text(f"""kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 30
-  num_shards: 1
-}}
-image_directory_path: "{root}"
-""", encoding="utf-8")
+    (root / "convert.txt").write_text(kitti_convert_spec(root, val_split=30, num_shards=1), encoding="utf-8")
     (root / "tfrecords").mkdir()
     convert(root / "convert.txt", str(root / "tfrecords" / "kitti"))
     return root

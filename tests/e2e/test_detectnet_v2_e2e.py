@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.samples import generate_detection_dataset, kitti_convert_spec
 
 BIN = Path(sys.executable).parent
 KEY = "e2e_key"
@@ -36,19 +36,6 @@ FRAMES, EPOCHS, BATCH = 60, 14, 4
 MARGIN = 0.1
 CAL_BATCHES = "10"  # of batch_size_per_gpu (4) training images: 40 of the 48 training frames
 OUTPUTS = "output_cov/Sigmoid,output_bbox/BiasAdd"
-
-CONVERT = """kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 20
-  num_shards: 2
-}}
-image_directory_path: "{root}"
-"""
 
 
 def experiment_spec(root: Path) -> str:
@@ -105,7 +92,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     started = time.perf_counter()
     root = tmp_path / "data"
     generate_detection_dataset(root, num_images=FRAMES, seed=3)
-    (tmp_path / "convert.txt").write_text(CONVERT.format(root=root), encoding="utf-8")
+    (tmp_path / "convert.txt").write_text(kitti_convert_spec(root), encoding="utf-8")
     (root / "tfrecords").mkdir()
     converted = run("tlt-dataset-convert", "-d", tmp_path / "convert.txt", "-o", root / "tfrecords" / "kitti",
                     timeout=300)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.samples import generate_detection_dataset, kitti_convert_spec
 
 BIN = Path(sys.executable).parent
 KEY = "prune_e2e_key"
@@ -29,19 +29,6 @@ FRAMES, EPOCHS, RETRAIN_EPOCHS, BATCH = 60, 8, 6, 4
 L1_WEIGHT = 1e-5
 THRESHOLD = 0.6
 MAP_TOLERANCE = 0.1
-
-CONVERT = """kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 20
-  num_shards: 2
-}}
-image_directory_path: "{root}"
-"""
 
 
 def training_spec(root: Path, *, epochs: int, regularizer: str, pretrained: Path | None = None) -> str:
@@ -105,7 +92,7 @@ def test_prune_then_retrain_keeps_accuracy(tmp_path: Path) -> None:
     started = time.perf_counter()
     root = tmp_path / "data"
     generate_detection_dataset(root, num_images=FRAMES, seed=3)
-    (tmp_path / "convert.txt").write_text(CONVERT.format(root=root), encoding="utf-8")
+    (tmp_path / "convert.txt").write_text(kitti_convert_spec(root), encoding="utf-8")
     (root / "tfrecords").mkdir()
     converted = run("tlt-dataset-convert", "-d", tmp_path / "convert.txt", "-o", root / "tfrecords" / "kitti",
                     timeout=300)

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.samples import generate_detection_dataset, kitti_convert_spec
 
 BIN = Path(sys.executable).parent
 KEY = "qat-key"
@@ -26,19 +26,6 @@ WIDTH, HEIGHT, FRAMES = 480, 272, 12
 #: this two-step run, 7 of the graph's 8 quantizable tensors in int8. Ranges learned in two steps, from training-mode
 #: batch-norm statistics, are rough; the bound is what such a model must still meet.
 COV_TOLERANCE, BBOX_TOLERANCE = 0.05, 0.15
-
-CONVERT = """kitti_config {{
-  root_directory_path: "{root}"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 25
-  num_shards: 1
-}}
-image_directory_path: "{root}"
-"""
 
 
 def experiment_spec(root: Path, epochs: int) -> str:
@@ -73,7 +60,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("qat")
     root = base / "data"
     generate_detection_dataset(root, num_images=FRAMES, width=WIDTH, height=HEIGHT, seed=3, objects_per_image=(1, 3))
-    (base / "convert.txt").write_text(CONVERT.format(root=root))
+    (base / "convert.txt").write_text(kitti_convert_spec(root, val_split=25, num_shards=1))
     (root / "tfrecords").mkdir()
     run("tlt-dataset-convert", "-d", base / "convert.txt", "-o", root / "tfrecords" / "kitti")
     spec = base / "spec.txt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from libtlt.demo.context import DemoContext, run_command
 from libtlt.io.atomic import write_text
-from libtlt.samples import generate_classification_dataset, generate_detection_dataset
+from libtlt.samples import generate_classification_dataset, generate_detection_dataset, kitti_convert_spec
 from libtlt.samples.preview import classification_contact_sheet, detection_contact_sheet
 
 DETECTION_SIZE = (480, 272)
@@ -71,20 +71,6 @@ output_image_channel: 3
 image_extension: ".png"
 """
 
-CONVERT_SPEC = """# tlt-dataset-convert (000 6.3): a random 80/20 split into two partitions (folds).
-kitti_config {
-  root_directory_path: "%(root)s"
-  image_dir_name: "images"
-  label_dir_name: "labels"
-  image_extension: ".png"
-  partition_mode: "random"
-  num_partitions: 2
-  val_split: 20
-  num_shards: 2
-}
-image_directory_path: "%(root)s"
-"""
-
 
 def augment_detection_data(ctx: DemoContext) -> None:
     width, height = DETECTION_SIZE
@@ -110,7 +96,7 @@ def convert_to_tfrecords(ctx: DemoContext) -> None:
     outputs = {}
     for name, root in (("kitti", merged), ("val", Path(ctx.results["detection_val"].root))):
         spec = ctx.outdir / "specs" / f"convert_{name}.txt"
-        write_text(spec, CONVERT_SPEC % {"root": root.resolve()})
+        write_text(spec, kitti_convert_spec(root.resolve()))
         folder = ctx.outdir / "tfrecords" / name
         shutil.rmtree(folder, ignore_errors=True)
         run_command(["tlt-dataset-convert", "-d", str(spec), "-o", str(folder / name)])

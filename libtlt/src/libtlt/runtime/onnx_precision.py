@@ -19,7 +19,7 @@ scale, so a cal.bin that lacks some is reported by name before anything is built
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -442,9 +442,16 @@ def insert_qdq(model: onnx.ModelProto, scales: Mapping[str, float], per_channel_
         node.input[entry.index] = add_pair(entry.tensor, scale_name, axis, f"{node.name or entry.tensor}_weight")
 
     graph.initializer.extend(new_initializers)
-    # Place each pair right after the producer of its tensor (graph inputs and constants: at the front).
-    ordered: list[onnx.NodeProto] = []
+    place_after_producers(graph, inserted)
+    onnx.checker.check_model(model)
+    return model
+
+
+def place_after_producers(graph: onnx.GraphProto, inserted: Mapping[str, Sequence[onnx.NodeProto]]) -> None:
+    """Add the nodes ``inserted[tensor]`` right after the node producing ``tensor`` (for graph inputs and
+    constants: at the front), keeping the graph topologically sorted as ONNX requires."""
     produced_here = {out for node in graph.node for out in node.output}
+    ordered: list[onnx.NodeProto] = []
     for tensor, nodes in inserted.items():
         if tensor not in produced_here:
             ordered.extend(nodes)
@@ -454,5 +461,3 @@ def insert_qdq(model: onnx.ModelProto, scales: Mapping[str, float], per_channel_
             ordered.extend(inserted.get(out, []))
     del graph.node[:]
     graph.node.extend(ordered)
-    onnx.checker.check_model(model)
-    return model

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from libtlt.runtime.onnx_precision import MIN_SCALE, QUANTIZED_OPS
+from libtlt.runtime.onnx_precision import MIN_SCALE, QUANTIZED_OPS, place_after_producers
 
 #: Consumers that take a dequantized tensor without losing an integer fusion (or that onnxruntime runs on
 #: int8 directly); a tensor with any other consumer is left float.
@@ -114,12 +114,6 @@ def integer_kernels(model: onnx.ModelProto, scales: Mapping[str, float]) -> onnx
             quantize(tensor, unsigned)
 
     graph.initializer.extend(new_inits)
-    ordered: list[onnx.NodeProto] = []
-    for node in nodes:
-        ordered.append(node)
-        for out in node.output:
-            ordered.extend(after.get(out, []))
-    del graph.node[:]
-    graph.node.extend(ordered)
+    place_after_producers(graph, after)
     onnx.checker.check_model(model_copy)
     return model_copy

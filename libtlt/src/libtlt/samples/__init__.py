@@ -24,6 +24,7 @@ from libtlt.samples.detection import (
     render_detection_frame,
     sequence_layout,
 )
+from libtlt.samples.specs import kitti_convert_spec
 
 __all__ = [
     "CLASSIFICATION_CLASSES",
@@ -35,6 +36,7 @@ __all__ = [
     "SampleObject",
     "generate_classification_dataset",
     "generate_detection_dataset",
+    "kitti_convert_spec",
     "render_classification_image",
     "render_detection_frame",
     "sequence_layout",
