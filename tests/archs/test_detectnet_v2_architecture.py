@@ -220,6 +220,24 @@ def test_hflip_mirrors_boxes(dataset: Path) -> None:
     np.testing.assert_allclose(flipped[0].numpy(), plain[0].numpy()[:, :, ::-1], atol=1e-5)
 
 
+def test_augmented_stream_is_reproducible_from_the_seed(dataset: Path) -> None:
+    """Same random_seed → the same frames, augmented the same way (the parallel map never decides)."""
+    from libtlt.archs.detectnet_v2.detectnet_v2_data import augmentation, frames_dataset, preprocessing
+
+    spec = load(default_text(dataset))  # flips, translation, colour: all random
+    train, _ = dn.split_frames(spec, CLASSES)
+
+    def first(seed: int, count: int = 6) -> list[np.ndarray]:
+        stream = frames_dataset(train, preprocessing(spec), augmentation(spec), shuffle=True, seed=seed, repeat=True)
+        return [np.concatenate([element[0].numpy().ravel(), element[1].numpy().ravel()])
+                for element in stream.take(count)]
+
+    a, b, c = first(3), first(3), first(4)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert any(x.shape != z.shape or not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
+
+
 def test_postprocess_of_encoded_targets_recovers_the_boxes(dataset: Path) -> None:
     spec = load(default_text(dataset))
     encoder = dn.make_label_encoder(spec)

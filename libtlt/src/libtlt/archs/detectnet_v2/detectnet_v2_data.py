@@ -217,7 +217,40 @@ def _pack(frames: Sequence[Frame]) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------------------- TF transforms
 
-def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: Any) -> Any:
+#: Random numbers one frame's augmentation may draw (6 spatial, 4 colour).
+_DRAWS_PER_FRAME = 10
+
+
+class _Draws:
+    """Stateless random numbers for one frame: the i-th draw uses the i-th seed split from the frame's seed
+    (``random_seed``, position in the stream), so a frame's augmentation never depends on which thread of the
+    parallel map ran it, and a run with the same ``random_seed`` sees the same data."""
+
+    def __init__(self, seed: Any):
+        import tensorflow as tf
+
+        self._seeds = tf.random.experimental.stateless_split(seed, num=_DRAWS_PER_FRAME)
+        self._next = 0
+
+    def _seed(self) -> Any:
+        if self._next >= _DRAWS_PER_FRAME:
+            raise RuntimeError("more random draws per frame than _DRAWS_PER_FRAME")
+        self._next += 1
+        return self._seeds[self._next - 1]
+
+    def uniform(self, shape: Any, minval: Any = 0.0, maxval: Any = 1.0) -> Any:
+        import tensorflow as tf
+
+        return tf.random.stateless_uniform(shape, seed=self._seed(), minval=minval, maxval=maxval)
+
+    def normal(self, shape: Any, stddev: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.random.stateless_normal(shape, seed=self._seed(), stddev=stddev)
+
+
+def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: Any,
+            draws: _Draws | None = None) -> Any:
     """3×3 float32 matrix from (cropped) source pixels to output-canvas pixels (continuous coordinates)."""
     import tensorflow as tf
 
@@ -232,7 +265,8 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
     if aug is None:
         return m
     w2, h2 = w * sx, h * sy  # the preprocessed image
-    uniform = tf.random.uniform
+    assert draws is not None
+    uniform = draws.uniform
     fx = tf.where(uniform([]) < aug.hflip_probability, -1.0, 1.0)
     fy = tf.where(uniform([]) < aug.vflip_probability, -1.0, 1.0)
     zoom = uniform([], aug.zoom_min, aug.zoom_max) if aug.zoom_max > aug.zoom_min else tf.constant(aug.zoom_min)
@@ -248,10 +282,10 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
     return tf.linalg.matmul(aug_m, m)
 
 
-def _color(image: Any, aug: Augmentation) -> Any:
+def _color(image: Any, aug: Augmentation, draws: _Draws) -> Any:
     import tensorflow as tf
 
-    uniform = tf.random.uniform
+    uniform = draws.uniform
     if aug.hue_rotation_max > 0:
         image = tf.image.adjust_hue(image, uniform([], -aug.hue_rotation_max, aug.hue_rotation_max) / 360.0)
     if aug.saturation_shift_max > 0:
@@ -261,7 +295,7 @@ def _color(image: Any, aug: Augmentation) -> Any:
         scale = uniform([], 1.0 - aug.contrast_scale_max, 1.0 + aug.contrast_scale_max)
         image = (image - aug.contrast_center) * scale + aug.contrast_center
     if aug.color_shift_stddev > 0:
-        image = image + tf.random.normal([1, 1, 3], stddev=aug.color_shift_stddev)
+        image = image + draws.normal([1, 1, 3], stddev=aug.color_shift_stddev)
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
@@ -291,9 +325,14 @@ def _transform_boxes(boxes: Any, matrix: Any) -> Any:
     return tf.stack([tf.reduce_min(tx, 1), tf.reduce_min(ty, 1), tf.reduce_max(tx, 1), tf.reduce_max(ty, 1)], 1)
 
 
-def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: Augmentation | None) -> Any:
-    """One frame → (image CHW float32, boxes [M, 4] on the canvas, classes [M], −1 where dropped)."""
+def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: Augmentation | None,
+                 seed: Any = (0, 0)) -> Any:
+    """One frame → (image CHW float32, boxes [M, 4] on the canvas, classes [M], −1 where dropped).
+
+    ``seed`` (two integers) determines the frame's random augmentation."""
     import tensorflow as tf
+
+    draws = _Draws(tf.cast(seed, tf.int64)) if aug is not None else None
 
     image = tf.io.decode_image(tf.io.read_file(path), channels=pre.channels, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)
@@ -302,9 +341,10 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
         image = image[top:bottom if bottom > 0 else None, left:right if right > 0 else None]
         boxes = boxes - tf.constant([left, top, left, top], tf.float32)
     shape = tf.shape(image)
-    matrix = _affine(pre, aug, shape[0], shape[1])
+    matrix = _affine(pre, aug, shape[0], shape[1], draws)
     if aug is not None and pre.channels == 3:
-        image = _color(image, aug)
+        assert draws is not None
+        image = _color(image, aug, draws)
     identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0
     if identity:  # exact pixels: pad or clip at the right and bottom
         image = image[:pre.output_height, :pre.output_width]
@@ -327,7 +367,11 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
 
 def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentation | None, *,
                    shuffle: bool = False, seed: int = 0, repeat: bool = False) -> Any:
-    """``tf.data`` of (image CHW, boxes [M, 4], classes [M], frame index) per frame."""
+    """``tf.data`` of (image CHW, boxes [M, 4], classes [M], frame index) per frame.
+
+    Reproducible: the order comes from ``seed``, and each element's augmentation from (``seed``, its
+    position in the stream) through stateless random ops, so the parallel map can stay ordered
+    (``deterministic=True``) without the augmentation depending on thread timing."""
     import tensorflow as tf
 
     paths, boxes, ids = _pack(frames)
@@ -337,11 +381,15 @@ def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentatio
     if repeat:
         ds = ds.repeat()
 
-    def load(path: Any, box: Any, cls: Any, index: Any) -> Any:
-        image, box, cls = load_example(path, box, cls, pre, aug)
+    ds = ds.enumerate()
+
+    def load(position: Any, element: Any) -> Any:
+        path, box, cls, index = element
+        frame_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)])
+        image, box, cls = load_example(path, box, cls, pre, aug, frame_seed)
         return image, box, cls, index
 
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def steps(count: int, batch_size: int, drop_remainder: bool = False) -> int:
