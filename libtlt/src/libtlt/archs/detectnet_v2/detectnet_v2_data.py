@@ -265,7 +265,8 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
     if aug is None:
         return m
     w2, h2 = w * sx, h * sy  # the preprocessed image
-    assert draws is not None
+    if draws is None:
+        raise ValueError("an augmented frame needs its random draws")
     uniform = draws.uniform
     fx = tf.where(uniform([]) < aug.hflip_probability, -1.0, 1.0)
     fy = tf.where(uniform([]) < aug.vflip_probability, -1.0, 1.0)
@@ -342,8 +343,7 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
         boxes = boxes - tf.constant([left, top, left, top], tf.float32)
     shape = tf.shape(image)
     matrix = _affine(pre, aug, shape[0], shape[1], draws)
-    if aug is not None and pre.channels == 3:
-        assert draws is not None
+    if aug is not None and draws is not None and pre.channels == 3:
         image = _color(image, aug, draws)
     identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0
     if identity:  # exact pixels: pad or clip at the right and bottom
