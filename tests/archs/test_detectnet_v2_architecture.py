@@ -81,6 +81,37 @@ def test_build_output_shapes(layers: int) -> None:
     assert out[0].shape == (1, 3, 17, 30) and (out[0] > 0).all() and (out[0] < 1).all()
 
 
+# TLT's ResNet template keeps stage 4: resnet18 DetectNet_v2 is the whole ResNet18 plus the 1x1 heads.
+@pytest.mark.parametrize(("layers", "expected"), [(10, 4_923_599), (18, 11_198_159), (34, 21_313_743),
+                                                  (50, 23_591_887)])
+def test_resnet_keeps_stage_4_at_stride_16(layers: int, expected: int) -> None:
+    import keras
+
+    from libtlt.archs.detectnet_v2.detectnet_v2_head import DetectNetConfig, build_detectnet
+    from libtlt.backbones import build_backbone
+
+    config = DetectNetConfig(f"resnet{layers}", (3, 64, 96), 3, use_batch_norm=True, all_projections=False)
+    model = build_detectnet(config)
+    names = {layer.name for layer in model.layers}
+    assert "block_4a_conv_1" in names and "block_4a_bn_shortcut" in names
+    assert tuple(model.outputs[0].shape[1:]) == (3, 4, 6)  # stride 16
+    inputs = keras.Input((64, 96, 3))
+    paper = keras.Model(inputs, build_backbone(f"resnet{layers}", inputs, all_projections=False)["P5"])
+    width = paper.output.shape[-1]
+    assert model.count_params() == expected == paper.count_params() + width * 3 + 3 + width * 12 + 12
+
+
+def test_resnet_with_use_pooling_strides_stage_4() -> None:
+    from libtlt.archs.detectnet_v2.detectnet_v2_head import DetectNetConfig, build_detectnet
+
+    spec = load(default_text(**{"num_layers: 18": "num_layers: 10", "all_projections: true": "all_projections: true\n  use_pooling: true"}))
+    assert dn.model_stride(spec) == 32 and dn.metadata(spec, CLASSES)["stride"] == 32
+    assert dn.make_label_encoder(spec).grid_h == 9  # ceil(272 / 32)
+    model = build_detectnet(DetectNetConfig("resnet10", (3, 64, 96), 3, use_pooling=True))
+    assert "pool1" in {layer.name for layer in model.layers}
+    assert tuple(model.outputs[0].shape[1:]) == (3, 2, 3)
+
+
 # --------------------------------------------------------------------------------------------- loss
 
 def test_weight_normalization_reference_values() -> None:

@@ -121,8 +121,13 @@ def build_backbone(
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
     bias_regularizer: keras.regularizers.Regularizer | None = None,
     activation: str = "relu",
+    tlt_template: bool = False,
 ) -> dict[str, Any]:
-    """Build backbone ``name`` on ``inputs`` (NHWC, C = 1 or 3, H, W >= 16); returns its feature levels."""
+    """Build backbone ``name`` on ``inputs`` (NHWC, C = 1 or 3, H, W >= 16); returns its feature levels.
+
+    ``tlt_template``: TLT's detector template where it differs from the paper layout (ResNet without
+    ``use_pooling`` keeps its last stage at stride 1, so P4 is stage 4's output); other families ignore it.
+    """
     key, family = _family(name)
     frozen = _check_blocks(key, freeze_blocks)
     if not 0.0 <= dropout < 1.0:
@@ -130,7 +135,7 @@ def build_backbone(
     if len(inputs.shape) != 4:
         raise ValueError(f"backbone input must be NHWC (4 dimensions), got shape {tuple(inputs.shape)}")
     builder = Builder(use_bias=use_bias, use_batch_norm=use_batch_norm, kernel_regularizer=kernel_regularizer,
-                      bias_regularizer=bias_regularizer, activation=activation)
+                      bias_regularizer=bias_regularizer, activation=activation, tlt_template=tlt_template)
     family.build(key, inputs, builder, all_projections=all_projections, use_pooling=use_pooling, dropout=dropout)
     _apply_freeze(builder.layers, key, frozen, freeze_bn)
     return builder.feature_levels()

@@ -42,6 +42,8 @@ class Builder:
     kernel_regularizer: Any = None
     bias_regularizer: Any = None
     activation: str = "relu"
+    #: Build TLT's detector template where it differs from the paper (ResNet: see ``resnet``).
+    tlt_template: bool = False
     layers: list[keras.layers.Layer] = field(default_factory=list)
     levels: dict[int, Any] = field(default_factory=dict)
 

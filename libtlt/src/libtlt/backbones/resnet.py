@@ -7,6 +7,9 @@ filters (x4 at the bottleneck output) with 1/1/1/1 (resnet10), 2/2/2/2 (18), 3/4
 
 ``use_pooling``: 3x3/2 max pooling after the stem (the paper's layout); otherwise the first block
 of stage 1 downsamples with a strided convolution. Bottlenecks stride in their 3x3 convolution.
+``tlt_template``: TLT's ResNet template (the one its detectors build on): without ``use_pooling`` the
+last stage keeps stride 1, so stage 4 runs at stride 16 like stage 3; with ``use_pooling`` it is the
+paper's layout (stage 4 at stride 32). The parameters are the same either way.
 ``all_projections``: every block gets a 1x1 projection shortcut, not only those that change shape.
 Levels: P1 (stem), P2-P5 (stages 1-4). Freeze blocks: 0 = stem, 1-4 = stages.
 """
@@ -73,6 +76,8 @@ def build(name: str, x: Any, b: Builder, *, all_projections: bool, use_pooling: 
     for stage, (count, filters) in enumerate(zip(blocks, STAGE_FILTERS, strict=True), start=1):
         for j in range(count):
             block_stride = 2 if j == 0 and (stage > 1 or not use_pooling) else 1
+            if stage == len(blocks) and b.tlt_template and not use_pooling:
+                block_stride = 1
             x = _residual_block(b, x, f"block_{stage}{_block_letter(j)}", filters, block_stride, bottleneck,
                                 all_projections)
             stride *= block_stride

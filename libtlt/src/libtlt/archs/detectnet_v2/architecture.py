@@ -20,11 +20,11 @@ Public helpers (tlt-evaluate, tlt-infer, tlt-int8-tensorfile and tlt-export use 
     ``class_names(spec)``.
 ``clustering_configs(spec, classes=None) -> list[ClusteringConfig]``
     One ``libtlt.layers.clustering.ClusteringConfig`` per class from ``postprocessing_config``.
-``postprocess(spec_or_configs, cov, bbox, image_sizes=None, *, classes=None, stride=16, scale=35, offset=0.5)``
+``postprocess(spec_or_configs, cov, bbox, image_sizes=None, *, classes=None, stride=None, scale=35, offset=0.5)``
     ``cov [N, C, h, w]`` and ``bbox [N, 4C, h, w]`` → one :class:`ImageDetections` per image (boxes in
     network-input pixels, clipped to ``image_sizes[i] = (width, height)`` when given; confidences; class ids
     and names). ``spec_or_configs`` is the spec or a list of ``ClusteringConfig``; with a spec, scale and
-    offset come from ``model_config.objective_set.bbox``.
+    offset come from ``model_config.objective_set.bbox`` and the stride from :func:`model_stride`.
 ``evaluate(model, spec, *, use_training_set=False, batch_size=8) -> DetectionResult``
     mAP of ``model`` with ``postprocess`` and ``libtlt.metrics.detection.DetectionEvaluator.from_spec``.
 ``metadata(spec, classes)``
@@ -61,15 +61,15 @@ from libtlt.archs.detectnet_v2.detectnet_v2_data import (
 from libtlt.archs.detectnet_v2.detectnet_v2_head import (
     OUTPUT_BBOX,
     OUTPUT_COV,
-    STRIDE,
     DetectNetConfig,
     build_detectnet,
+    feature_stride,
     output_grid,
 )
 from libtlt.archs.detectnet_v2.detectnet_v2_label_encoder import DetectNetLabelEncoder
 from libtlt.archs.detectnet_v2.detectnet_v2_loss import ClassCost, DetectNetLoss
 from libtlt.errors import DataError, SpecError
-from libtlt.layers.bbox_rasterizer import TargetClassConfig
+from libtlt.layers.bbox_rasterizer import DEFAULT_STRIDE, TargetClassConfig
 from libtlt.layers.clustering import ClusteringConfig
 from libtlt.layers.clustering import postprocess as cluster_outputs
 from libtlt.registry import TrainingData, TrainPlan
@@ -109,6 +109,11 @@ def resolve_backbone(spec: LoadedSpec[Any]) -> str:
         return backbone_name(model.arch or "resnet", model.num_layers)
     except ValueError as err:
         raise spec.error("model_config.num_layers", str(err)) from None
+
+
+def model_stride(spec: LoadedSpec[Any]) -> int:
+    """The model's output stride in input pixels (16; 32 for a ResNet with ``use_pooling``)."""
+    return feature_stride(resolve_backbone(spec), spec.message.model_config.use_pooling)
 
 
 def bbox_scale_offset(spec: LoadedSpec[Any]) -> tuple[float, float]:
@@ -154,10 +159,11 @@ def rasterizer_configs(spec: LoadedSpec[Any], classes: Sequence[str]) -> list[Ta
 
 def make_label_encoder(spec: LoadedSpec[Any], classes: Sequence[str] | None = None) -> DetectNetLabelEncoder:
     names = list(classes) if classes is not None else class_names(spec)
-    grid_h, grid_w = output_grid(input_shape(spec))
+    stride = model_stride(spec)
+    grid_h, grid_w = output_grid(input_shape(spec), stride)
     scale, offset = bbox_scale_offset(spec)
     config = spec.message.bbox_rasterizer_config
-    return DetectNetLabelEncoder(rasterizer_configs(spec, names), grid_h, grid_w, stride=STRIDE, scale=scale,
+    return DetectNetLabelEncoder(rasterizer_configs(spec, names), grid_h, grid_w, stride=stride, scale=scale,
                                  offset=offset, deadzone_radius=_f(config.deadzone_radius))
 
 
@@ -217,7 +223,7 @@ class GroundTruth:
 
 
 def postprocess(spec_or_configs: Any, cov: Any, bbox: Any, image_sizes: Sequence[tuple[int, int]] | None = None, *,
-                classes: Sequence[str] | None = None, stride: float = STRIDE, scale: float | None = None,
+                classes: Sequence[str] | None = None, stride: float | None = None, scale: float | None = None,
                 offset: float | None = None) -> list[ImageDetections]:
     """Per-image detections from batched outputs ``cov [N, C, h, w]`` and ``bbox [N, 4C, h, w]``."""
     cov_a = np.asarray(cov)
@@ -230,11 +236,13 @@ def postprocess(spec_or_configs: Any, cov: Any, bbox: Any, image_sizes: Sequence
         spec_scale, spec_offset = bbox_scale_offset(spec_or_configs)
         scale = spec_scale if scale is None else scale
         offset = spec_offset if offset is None else offset
+        stride = model_stride(spec_or_configs) if stride is None else stride
     else:
         configs = list(spec_or_configs)
         names = list(classes) if classes is not None else [str(i) for i in range(len(configs))]
     scale = DEFAULT_SCALE if scale is None else scale
     offset = DEFAULT_OFFSET if offset is None else offset
+    stride = DEFAULT_STRIDE if stride is None else stride
     results = []
     for i in range(cov_a.shape[0]):
         found = cluster_outputs(cov_a[i], bbox_a[i], configs, stride=stride, scale=scale, offset=offset)
@@ -299,7 +307,7 @@ def metadata(spec: LoadedSpec[Any], classes: Sequence[str]) -> dict[str, Any]:
         "input_shape": list(input_shape(spec)),
         "input_layout": "NCHW",
         "preprocessing": "rgb/255",
-        "stride": STRIDE,
+        "stride": model_stride(spec),
         "output_names": [OUTPUT_COV, OUTPUT_BBOX],
         "bbox_scale": scale,
         "bbox_offset": offset,

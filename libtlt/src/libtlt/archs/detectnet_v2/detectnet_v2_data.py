@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from libtlt.data.image_check import checked_decode
 from libtlt.errors import DataError, SpecError
 from libtlt.io.example import decode_example
 from libtlt.io.tfrecord import read_records
@@ -335,7 +336,7 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
 
     draws = _Draws(tf.cast(seed, tf.int64)) if aug is not None else None
 
-    image = tf.io.decode_image(tf.io.read_file(path), channels=pre.channels, expand_animations=False)
+    image = checked_decode(path, pre.channels)  # a truncated file fails naming itself
     image = tf.image.convert_image_dtype(image, tf.float32)
     if pre.crop is not None:
         left, top, right, bottom = pre.crop

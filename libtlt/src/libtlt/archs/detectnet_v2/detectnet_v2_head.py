@@ -1,13 +1,17 @@
 """The DetectNet_v2 model (000 §7.2.1, REFERENCE.md "DetectNet_v2").
 
-NCHW ``input_1`` (C, H, W) → ``Permute`` to channels-last → backbone → its stride-16 level ``P4`` →
-optional dropout → ``Permute`` back to channels-first → two 1×1 convolutions in NCHW:
+NCHW ``input_1`` (C, H, W) → ``Permute`` to channels-last → backbone → its feature map at the model's
+stride (:func:`feature_stride`) → optional dropout → ``Permute`` back to channels-first → two 1×1 convolutions in NCHW:
 
 * ``output_cov``: C filters, sigmoid (exported as ``output_cov/Sigmoid``): the coverage per class and cell;
 * ``output_bbox``: 4·C filters, linear (``output_bbox/BiasAdd``): class ``c``'s ``L, T, R, B`` distances in
   channels ``4c … 4c+3``, divided by the objective's ``scale``.
 
-Both outputs are ``[N, channels, H / 16, W / 16]``; the heads compute in float32 so a mixed-precision
+The backbone is built with TLT's template: a ResNet keeps all four stages, the last one at stride 1
+without ``use_pooling`` (output stride 16, stage 4's output feeds the heads) and at stride 2 with it
+(output stride 32, as TLT's template gives). Other backbones are read at their stride-16 level ``P4``.
+
+Both outputs are ``[N, channels, H / stride, W / stride]``; the heads compute in float32 so a mixed-precision
 model still outputs float32.
 
 Batch normalization uses a moving-average momentum of 0.9 (Keras' default 0.99 leaves the inference
@@ -23,8 +27,7 @@ from typing import Any
 INPUT_NAME = "input_1"
 OUTPUT_COV = "output_cov"
 OUTPUT_BBOX = "output_bbox"
-#: The backbone level DetectNet_v2 predicts from, and its stride in input pixels.
-FEATURE_LEVEL = "P4"
+#: DetectNet_v2's usual output stride in input pixels (see :func:`feature_stride`).
 STRIDE = 16
 BN_MOMENTUM = 0.9
 
@@ -44,10 +47,15 @@ class DetectNetConfig:
     dropout: float = 0.0
 
 
-def output_grid(input_shape: tuple[int, int, int]) -> tuple[int, int]:
-    """(grid_h, grid_w) of the outputs for an NCHW ``input_shape``: ceil(H / 16), ceil(W / 16)."""
+def feature_stride(backbone: str, use_pooling: bool) -> int:
+    """The output stride: 32 for a ResNet with ``use_pooling`` (TLT's template strides its stage 4 then), else 16."""
+    return 32 if backbone.startswith("resnet") and use_pooling else STRIDE
+
+
+def output_grid(input_shape: tuple[int, int, int], stride: int = STRIDE) -> tuple[int, int]:
+    """(grid_h, grid_w) of the outputs for an NCHW ``input_shape``: ceil(H / stride), ceil(W / stride)."""
     _, height, width = input_shape
-    return -(-height // STRIDE), -(-width // STRIDE)
+    return -(-height // stride), -(-width // stride)
 
 
 def build_detectnet(config: DetectNetConfig) -> Any:
@@ -69,10 +77,13 @@ def build_detectnet(config: DetectNetConfig) -> Any:
         freeze_bn=config.freeze_bn,
         freeze_blocks=config.freeze_blocks,
         dropout=config.dropout,
+        tlt_template=True,
     )
-    if FEATURE_LEVEL not in features:
-        raise ValueError(f"backbone {config.backbone} has no stride-16 feature level")
-    x = features[FEATURE_LEVEL]
+    stride = feature_stride(config.backbone, config.use_pooling)
+    level = f"P{stride.bit_length() - 1}"
+    if level not in features:
+        raise ValueError(f"backbone {config.backbone} has no stride-{stride} feature level")
+    x = features[level]
     if config.dropout > 0.0:
         x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
     x = keras.layers.Permute((3, 1, 2), name="features_nchw")(x)
