@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from libtlt.errors import OutputError
 from libtlt.io.atomic import atomic_open, write_bytes, write_text
 
 
@@ -47,13 +50,37 @@ def test_file_is_invisible_until_the_block_ends(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
 
-def test_permissions_follow_umask(tmp_path: Path) -> None:
-    old = os.umask(0o027)
-    try:
-        write_text(tmp_path / "f.txt", "x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+def test_permissions_follow_umask_without_ever_changing_it(tmp_path: Path) -> None:
+    """The mode comes from the umask the process started with, read once; ``os.umask`` (process-wide,
+    racy with threads that create files) is never called by a write."""
+    script = textwrap.dedent(f"""
+        import os
+        os.umask(0o027)
+        from libtlt.io import atomic
+        calls = []
+        real = os.umask
+        os.umask = lambda mask: calls.append(mask) or real(mask)
+        atomic.write_text({str(tmp_path / "f.txt")!r}, "x")
+        atomic.write_bytes({str(tmp_path / "g.bin")!r}, b"x", fsync=False)
+        print(calls)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    for name in ("f.txt", "g.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
+
+
+def test_output_errors_name_the_final_path_and_leave_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "engine"
+    folder.mkdir()
+    with pytest.raises(OutputError, match=r"engine: cannot write: Is a directory"):
+        write_bytes(folder, b"x")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match=r"file.*cannot create folder: File exists|file/sub: cannot"):
+        write_bytes(blocker / "sub" / "out.bin", b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine", "file"]
 
 
 def test_rejects_other_modes(tmp_path: Path) -> None:

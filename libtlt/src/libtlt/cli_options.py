@@ -2,18 +2,22 @@
 
 A tool's ``cli.py`` is a parser plus one call into library code; it wraps that call in
 ``run_tool`` so that a ``TltError`` becomes exit status 2 and one line on stderr (a traceback only
-with ``--verbose``), and Ctrl-C becomes exit status 130 instead of a stack dump.
+with ``--verbose``), and Ctrl-C or SIGTERM becomes exit status 130 or 143 instead of a stack dump.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
+from libtlt import interrupts
 from libtlt.errors import TltError, UnsupportedError
 from libtlt.log import setup_logging
 
@@ -31,8 +35,56 @@ def spec_option(required: bool = True, help: str = "Path to the experiment spec 
                         type=click.Path(dir_okay=False), help=help)
 
 
-def key_option(required: bool = True) -> Callable[[F], F]:
-    return click.option("-k", "--key", required=required, help="The key used to encrypt and decrypt models.")
+#: Environment variable a tool reads the model key from when neither ``-k`` nor ``--key_file`` is given.
+KEY_ENV = "TLT_KEY"
+KEY_HELP = (f"The key used to encrypt and decrypt models. -k puts it on the command line (visible in ps); "
+            f"--key_file FILE or the {KEY_ENV} environment variable keep it out of the process list.")
+
+
+def read_key(key: str | None, key_file: str | None, *, required: bool = True) -> str | None:
+    """The model key from ``-k``, else ``--key_file`` (first line), else ``$TLT_KEY``.
+
+    Why three ways: a key given with ``-k`` shows in ``ps`` and shell history; a file (mode 600) or
+    an environment variable does not. Errors never quote the key.
+    """
+    if key is not None and key_file is not None:
+        raise click.UsageError("give the key once: -k/--key or --key_file, not both")
+    if key is None and key_file is not None:
+        try:
+            with open(key_file, encoding="utf-8") as handle:
+                key = handle.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            raise click.BadParameter(f"{key_file}: cannot read the key file ({reason})",
+                                     param_hint="--key_file") from None
+        if not key:
+            raise click.BadParameter(f"{key_file}: the key file is empty", param_hint="--key_file")
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+    if key is None and required:
+        raise click.UsageError(f"missing the model key: -k KEY, --key_file FILE or the {KEY_ENV} environment variable")
+    return key
+
+
+def key_option(required: bool = True, names: Sequence[str] = ("-k", "--key"),
+               help: str = KEY_HELP) -> Callable[[F], F]:
+    """``-k KEY`` (the manuals' flag) plus ``--key_file FILE`` and ``$TLT_KEY``; the command gets ``key``.
+
+    The wrapped command receives one ``key`` argument, already resolved by :func:`read_key`
+    (``None`` only when ``required`` is false and no key was given).
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, key: str | None = None, key_file: str | None = None, **kwargs: Any) -> Any:
+            return func(*args, key=read_key(key, key_file, required=required), **kwargs)
+
+        wrapper.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
+        with_file = click.option("--key_file", type=click.Path(dir_okay=False), default=None,
+                                 help=f"Read the key from the first line of this file (or set {KEY_ENV}).")(wrapper)
+        return click.option(*names, "key", default=None, help=help)(with_file)  # type: ignore[return-value]
+
+    return decorate
 
 
 def results_dir_option(func: F) -> F:
@@ -51,18 +103,37 @@ def log_file_option(func: F) -> F:
 
 
 def run_tool(body: Callable[[], Any], *, verbose: bool = False, log_file: str | None = None) -> Any:
-    """Run a tool's body behind the user-error boundary and exit with the documented status."""
+    """Run a tool's body behind the user-error boundary and exit with the documented status.
+
+    ``TltError`` and OS failures (a full disk, an unwritable or missing path: ``OSError``) exit 2 with
+    one line naming the path and the reason; SIGINT, SIGTERM and SIGHUP exit ``128 + signal`` with one
+    line (the body may add what was completed, ``Interrupted.detail``).
+    """
     setup_logging(verbose=verbose, log_file=log_file)
     try:
-        return body()
+        with interrupts.handlers_installed():
+            return body()
     except TltError as err:
         if verbose:
             traceback.print_exc()
         click.echo(f"Error: {err.one_line()}", err=True)
         sys.exit(USER_ERROR_EXIT)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    except OSError as err:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"Error: {os_error_line(err)}", err=True)
+        sys.exit(USER_ERROR_EXIT)
+    except KeyboardInterrupt as err:
+        stopped = err if isinstance(err, interrupts.Interrupted) else interrupts.Interrupted(signal.SIGINT)
+        click.echo(stopped.one_line(), err=True)
+        sys.exit(stopped.exit_status)
+
+
+def os_error_line(err: OSError) -> str:
+    """``path: reason`` for an OS failure (both paths of a failed rename), or just the reason."""
+    reason = err.strerror or str(err)
+    names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
 
 
 def not_implemented(tool: str, issue: str) -> Callable[[], None]:

@@ -44,6 +44,16 @@ class ModelFileError(TltError):
     """A model file that cannot be opened: wrong key, damaged, or not a tlt model."""
 
 
+class OutputError(TltError):
+    """An output that cannot be written: a full disk, a read-only or missing folder, a directory in the way."""
+
+
+def output_error(path: str | Path, err: OSError, action: str = "cannot write") -> OutputError:
+    """``OutputError`` naming the *final* path (not a temporary name) and the OS reason."""
+    reason = err.strerror or str(err)
+    return OutputError(f"{action}: {reason}", location=path)
+
+
 class UnsupportedError(TltError):
     """A valid request this build cannot serve (e.g. an unimplemented tool, TensorRT absent)."""
 

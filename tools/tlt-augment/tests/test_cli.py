@@ -163,7 +163,7 @@ def break_truncated_image(root: Path) -> str:
     path = root / "images" / "000000.png"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    return f"{path}: unreadable image: truncated"
+    return f"{path}: truncated image"
 
 
 BREAKS = [break_missing_folder, break_image_without_label, break_label_without_image, break_label_line,

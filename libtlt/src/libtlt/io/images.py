@@ -50,6 +50,53 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
+#: A PNG ends with its IEND chunk (length 0, type, CRC); a JPEG with the end-of-image marker.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+JPEG_END = b"\xff\xd9"
+#: How far from the end an end marker may sit (some cameras append trailers after a JPEG's EOI).
+TAIL_BYTES = 65536
+_QUICK_TAIL = 64
+
+
+def check_complete(path: str | Path, image_format: str) -> None:
+    """``DataError("truncated image")`` naming ``path`` unless its end marker is there.
+
+    Why: readers that only look at the header (sizes for TFRecords, augmentation planning) pass a
+    truncated copy, and the next tool then dies mid-epoch. The check reads only the file's tail:
+    the last 64 bytes, and the last ``TAIL_BYTES`` only when the marker is not right at the end.
+    """
+    marker = {"PNG": PNG_END, "JPEG": JPEG_END}.get(image_format)
+    if marker is None:
+        return
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - _QUICK_TAIL))
+            tail = handle.read()
+            if marker == JPEG_END:
+                tail = tail.rstrip(b"\x00")  # zero padding after EOI is common and harmless
+            if tail.endswith(marker):
+                return
+            handle.seek(max(0, size - TAIL_BYTES))
+            tail = handle.read()
+    except OSError as err:
+        raise DataError(f"not a readable image ({err.strerror or err})", location=path) from None
+    if marker not in tail:
+        what = "no IEND chunk at the end" if image_format == "PNG" else "no end-of-image marker"
+        raise DataError(f"truncated image ({image_format} file with {what})", location=path)
+
+
+def complete_image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the header, after checking the file is not truncated (see :func:`check_complete`)."""
+    path = Path(path)
+    with _open(path) as image:
+        width, height = image.size
+        image_format = image.format or ""
+    check_complete(path, image_format)
+    return int(width), int(height)
+
+
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Decode ``path`` to an HWC uint8 array: RGB for ``channels=3``, luma (ITU-R 601) for ``channels=1``.
 

@@ -7,6 +7,7 @@ other field verbatim. Malformed lines raise ``DataError`` naming ``file:line`` a
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,11 @@ def parse_label_line(line: str, path: str | Path = "<labels>", lineno: int | Non
 
 def read_label_file(path: str | Path) -> list[KittiObject]:
     """All objects of a label file; blank lines are ignored."""
+    return [obj for _, obj in read_label_lines(path)]
+
+
+def read_label_lines(path: str | Path) -> list[tuple[int, KittiObject]]:
+    """``(line number, object)`` for every non-blank line, so later checks can name ``file:line``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -118,7 +124,50 @@ def read_label_file(path: str | Path) -> list[KittiObject]:
         raise DataError("label file not found", location=path) from None
     except UnicodeDecodeError:
         raise DataError("label file is not UTF-8 text", location=path) from None
-    return [parse_label_line(line, path, n) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return [(n, parse_label_line(line, path, n)) for n, line in enumerate(text.splitlines(), start=1)
+            if line.strip()]
+
+
+def box_problem(bbox: Sequence[float], width: int, height: int) -> str | None:
+    """Why a labelled box cannot be used, or ``None``: the one box rule of every tool.
+
+    A box with ``xmax < xmin`` or ``ymax < ymin`` is a labelling mistake (never silently flipped), and
+    a box entirely outside its ``width`` × ``height`` image marks nothing visible. Both are skipped
+    with a warning by tlt-augment and tlt-dataset-convert alike.
+    """
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    if x2 < x1 or y2 < y1:
+        return f"xmax < xmin or ymax < ymin ({x1:g} {y1:g} {x2:g} {y2:g})"
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        return f"entirely outside the {width}x{height} image ({x1:g} {y1:g} {x2:g} {y2:g})"
+    return None
+
+
+class SkippedBoxes:
+    """Warns ``file:line: skipped box: reason`` for each box ``box_problem`` rejects (the first
+    ``limit`` in full, then a count), so a badly labelled dataset does not flood the log."""
+
+    def __init__(self, logger: logging.Logger, limit: int = 20):
+        self.logger = logger
+        self.limit = limit
+        self.count = 0
+
+    def check(self, bbox: Sequence[float], width: int, height: int, path: str | Path, lineno: int) -> bool:
+        """True when the box is usable; otherwise warn and return False."""
+        problem = box_problem(bbox, width, height)
+        if problem is not None:
+            self.warn(problem, path, lineno)
+        return problem is None
+
+    def warn(self, problem: str, path: str | Path, lineno: int) -> None:
+        self.count += 1
+        if self.count <= self.limit:
+            self.logger.warning("%s: skipped box: %s", location(path, lineno), problem)
+
+    def log_summary(self) -> None:
+        if self.count > self.limit:
+            self.logger.warning("Skipped %d box(es) in all (%d more not listed above)", self.count,
+                                self.count - self.limit)
 
 
 def format_labels(objects: Iterable[KittiObject]) -> str:

@@ -17,7 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from libtlt.errors import DataError, TltError
-from libtlt.io.kitti import pair_frames, read_label_file
+from libtlt.interrupts import Interrupted
+from libtlt.io.images import check_complete
+from libtlt.io.kitti import SkippedBoxes, pair_frames, read_label_lines
 from libtlt.log import get_logger
 from tlt_augment.spec import AugmentSpec, load_augment_spec
 
@@ -28,7 +30,6 @@ logger = get_logger("tlt_augment.augment")
 
 #: Formats an image file may hold (checked from its header before anything is written).
 IMAGE_FORMATS = ("PNG", "JPEG")
-TAIL_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -65,22 +66,30 @@ def run(*, dataset_folder: str | Path, augmentation_proto: str | Path, output_da
     if not root.is_dir():
         raise DataError("dataset folder not found", location=root)
     output = Path(output_dataset)
-    tasks = collect_frames(root, spec)
+    try:
+        tasks = collect_frames(root, spec)
+    except Interrupted as stop:
+        stop.detail = "0 frames completed (while checking the input)"
+        raise
     _check_output(output, root / spec.image_path, root / spec.label_path)
     logger.info("Input dataset: %s", root)
     logger.info("Output dataset: %s", output)
 
     augmentor = Augmentor(spec, output, annotate=verbose)
-    for folder in (augmentor.image_dir, augmentor.label_dir) + ((augmentor.annotated_dir,) if verbose else ()):
-        folder.mkdir(parents=True, exist_ok=True)
     kept = dropped = done = 0
     workers = min(workers, len(tasks))
-    with tqdm(total=len(tasks)) as progress:
-        for result in run_frames(augmentor, tasks, workers):
-            kept += result.kept
-            dropped += result.dropped
-            done += 1
-            progress.update(1)
+    try:
+        for folder in (augmentor.image_dir, augmentor.label_dir) + ((augmentor.annotated_dir,) if verbose else ()):
+            folder.mkdir(parents=True, exist_ok=True)
+        with tqdm(total=len(tasks)) as progress:
+            for result in run_frames(augmentor, tasks, workers):
+                kept += result.kept
+                dropped += result.dropped
+                done += 1
+                progress.update(1)
+    except Interrupted as stop:
+        stop.detail = f"{done} of {len(tasks)} frames completed (each written with its label file)"
+        raise
     summary = Summary(done, kept, dropped, time.perf_counter() - start)
     logger.info("Wrote %d images and label files to %s (%d workers)", summary.images, output, workers)
     logger.info("Boxes kept: %d, dropped (zero area after the transform): %d", kept, dropped)
@@ -89,33 +98,37 @@ def run(*, dataset_folder: str | Path, augmentation_proto: str | Path, output_da
 
 
 def collect_frames(root: Path, spec: AugmentSpec) -> list[FrameTask]:
-    """Pair images with labels, parse every label file and check every image header."""
+    """Pair images with labels, parse every label file and check every image (header and end).
+
+    Boxes that ``libtlt.io.kitti.box_problem`` rejects (inverted, or entirely outside the image) are
+    left out of the frame with a warning naming ``file:line``, as tlt-dataset-convert does.
+    """
     from tlt_augment.pipeline import FrameTask
 
     image_dir, label_dir = root / spec.image_path, root / spec.label_path
     frames = pair_frames(image_dir, label_dir, spec.image_extension)
+    skipped = SkippedBoxes(logger)
     tasks = []
     for frame in frames:
-        objects = tuple(read_label_file(frame.label_path))
-        check_image_header(frame.image_path)
+        lines = read_label_lines(frame.label_path)
+        width, height = check_image_header(frame.image_path)
+        objects = tuple(obj for lineno, obj in lines
+                        if skipped.check(obj.bbox, width, height, frame.label_path, lineno))
         tasks.append(FrameTask(frame.frame_id, frame.image_path, frame.label_path, objects))
+    skipped.log_summary()
     return tasks
 
 
-def check_image_header(path: Path) -> None:
-    """A ``DataError`` naming ``path`` unless it looks like a whole PNG or JPEG file.
+def check_image_header(path: Path) -> tuple[int, int]:
+    """``(width, height)``, or a ``DataError`` naming ``path`` unless it is a whole PNG or JPEG file.
 
-    Reads the header (format and size) and the file's end: a PNG must end with its IEND chunk and
-    a JPEG with its end-of-image marker (within ``TAIL_BYTES``, as some cameras append trailers),
+    Reads the header (format and size) and the file's end (``libtlt.io.images.check_complete``),
     which catches the usual damage, a truncated copy, without decoding any pixels.
     """
     try:
         with Image.open(path) as image:
             kind = image.format
             width, height = image.size
-        with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
-            tail = handle.read()
     except (UnidentifiedImageError, OSError, ValueError) as err:
         reason = "not a PNG or JPEG image" if isinstance(err, UnidentifiedImageError) else str(err)
         raise DataError(f"unreadable image: {reason}", location=path) from None
@@ -123,9 +136,8 @@ def check_image_header(path: Path) -> None:
         raise DataError(f"unsupported image format {kind} (PNG or JPEG expected)", location=path)
     if width < 1 or height < 1:
         raise DataError(f"empty image ({width}x{height})", location=path)
-    end_marker = b"IEND" if kind == "PNG" else b"\xff\xd9"
-    if end_marker not in tail:
-        raise DataError(f"unreadable image: truncated {kind} file (no end marker)", location=path)
+    check_complete(path, kind)
+    return int(width), int(height)
 
 
 def _check_output(output: Path, image_dir: Path, label_dir: Path) -> None:

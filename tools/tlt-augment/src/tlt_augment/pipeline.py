@@ -1,24 +1,25 @@
 """Per-frame work (read, one warp, colour, blur, encode, write) and its spread over worker processes.
 
 Every frame is a pure function of its input files and the spec, so the outputs are identical for
-any number of workers. Workers write their own outputs (atomically) and send back only counts.
+any number of workers. Workers write their own outputs (image and label together, atomically) and
+send back only counts; ``libtlt.workers.WorkerPool`` owns them (no worker outlives the tool).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import glob
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from libtlt import interrupts
 from libtlt.errors import DataError
-from libtlt.io.atomic import write_bytes
-from libtlt.io.kitti import LABEL_EXTENSION, KittiObject, write_label_file
+from libtlt.io.atomic import write_files
+from libtlt.io.kitti import LABEL_EXTENSION, KittiObject, format_labels
+from libtlt.workers import WorkerPool
 from tlt_augment import image_ops
 from tlt_augment.spec import AugmentSpec
 from tlt_augment.transforms import frame_matrix, is_identity, to_pixel_affine, transform_boxes
@@ -98,6 +99,19 @@ class Augmentor:
         out, matrix = self.transform(image)
         return (out.copy() if out is not image else out), matrix
 
+    def image_path(self, task: FrameTask) -> Path:
+        return self.image_dir / task.image_path.name
+
+    def label_path(self, task: FrameTask) -> Path:
+        return self.label_dir / f"{task.frame_id}{LABEL_EXTENSION}"
+
+    def remove_outputs(self, task: FrameTask) -> None:
+        """Remove a frame's outputs and temporary files (a frame whose worker was killed mid-write)."""
+        for path in (self.image_path(task), self.label_path(task), self.annotated_dir / task.image_path.name):
+            path.unlink(missing_ok=True)
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def process(self, task: FrameTask) -> FrameResult:
         """Augment one frame and write its image and label file (and the annotated image)."""
         try:
@@ -113,12 +127,12 @@ class Augmentor:
             kept_objects = [obj.with_bbox(*box) for obj, box, k in zip(task.objects, new_boxes, keep, strict=True)
                             if k]
         extension = self.spec.image_extension
-        name = task.image_path.name
-        write_bytes(self.image_dir / name, image_ops.encode_image(image, extension), fsync=False)
-        write_label_file(self.label_dir / f"{task.frame_id}{LABEL_EXTENSION}", kept_objects)
+        outputs = {self.image_path(task): image_ops.encode_image(image, extension),
+                   self.label_path(task): format_labels(kept_objects).encode("utf-8")}
         if self.annotate:
             annotated = image_ops.draw_boxes(image, boxes)
-            write_bytes(self.annotated_dir / name, image_ops.encode_image(annotated, extension), fsync=False)
+            outputs[self.annotated_dir / task.image_path.name] = image_ops.encode_image(annotated, extension)
+        write_files(outputs, fsync=False)  # the pair appears whole or not at all
         return FrameResult(task.frame_id, len(kept_objects), len(task.objects) - len(kept_objects))
 
 
@@ -144,43 +158,26 @@ def _work(task: FrameTask) -> FrameResult:
     return _worker_augmentor.process(task)
 
 
-def run_frames(augmentor: Augmentor, tasks: Iterable[FrameTask], workers: int) -> Iterator[FrameResult]:
+def run_frames(augmentor: Augmentor, tasks: Sequence[FrameTask], workers: int) -> Iterator[FrameResult]:
     """Process ``tasks`` with ``workers`` processes, yielding results as frames finish.
 
-    On the first error, frames not yet started are cancelled, frames in progress finish (so every
-    file written is complete), and the error is raised.
+    On the first error, frames not yet started are skipped, frames in progress finish (so every
+    output pair is whole) and the error is raised. On SIGINT/SIGTERM the same, within
+    ``WorkerPool.grace`` seconds; the outputs of a frame whose worker had to be killed are removed.
     """
     if workers <= 1:
         tune_process()
         for task in tasks:
-            yield augmentor.process(task)
+            with interrupts.deferred():  # a signal stops the run between frames, never inside one
+                result = augmentor.process(task)
+            yield result
         return
-    # fork: a worker starts in milliseconds with everything already imported (forkserver or spawn
-    # cost ~0.3 s per run, a quarter of a 50-frame job) and the main module is never re-imported.
-    # OpenCV's thread pool is stopped first so no child inherits a half-copied pool.
+    # OpenCV's thread pool is stopped before the fork so no child inherits a half-copied pool.
     cv2.setNumThreads(1)
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    queue = iter(tasks)
-    window = 4 * workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(augmentor,)) as pool:
-        pending: set[Future[FrameResult]] = set()
-
-        def fill() -> None:
-            while len(pending) < window:
-                task = next(queue, None)
-                if task is None:
-                    return
-                pending.add(pool.submit(_work, task))
-
-        try:
-            fill()
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-                fill()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    pool: WorkerPool[FrameTask, FrameResult] = WorkerPool(_work, workers, initializer=_init_worker,
+                                                          initargs=(augmentor,))
+    try:
+        yield from pool.imap_unordered(tasks)
+    finally:
+        for task in pool.abandoned:
+            augmentor.remove_outputs(task)

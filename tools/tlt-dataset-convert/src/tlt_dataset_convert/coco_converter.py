@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 from libtlt.errors import DataError, UnsupportedError, location
 from libtlt.io.example import ExampleEncoder, Kind
-from libtlt.io.images import image_size
+from libtlt.io.images import complete_image_size
 from libtlt.log import get_logger
 from libtlt.spec import LoadedSpec
 from libtlt.spec.protos import dataset_export_pb2
@@ -238,7 +239,7 @@ def load_coco(path: Path, image_dir: Path, *, include_masks: bool) -> CocoDatase
                                   "area": area, "segmentation": segmentation})
 
     for index, image in enumerate(images.values()):
-        width, height = image_size(image.path)
+        width, height = complete_image_size(image.path)
         if (width, height) != (image.width, image.height):
             raise check.fail(["images", index],
                              f"{image.path} is {width}x{height} but the annotation says {image.width}x{image.height}")
@@ -407,7 +408,9 @@ def convert_coco(spec: LoadedSpec[dataset_export_pb2.DatasetExportConfig], outpu
     files: list[Path] = []
     counts: list[Counter[str]] = []
     skipped: dict[str, list[dict[str, Any]]] = {}
-    with StagedOutputs(warning_file.parent, fsync=fsync) as staged, \
+    earlier = re.compile("|".join(re.escape(shard_path(output, part.tag, 0, 1).name).replace("00000-of-00001", r"\d{5}-of-\d{5}")
+                                  for part in partitions))
+    with StagedOutputs(warning_file.parent, fsync=fsync, replaces=earlier) as staged, \
             progress_bar(sum(len(d.images) for d in datasets), "Writing tfrecords") as bar:
         for p, (part, dataset) in enumerate(zip(partitions, datasets, strict=True)):
             counter: Counter[str] = Counter()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from libtlt.errors import DataError, SpecError, location
 from libtlt.io.example import ExampleEncoder, Kind
-from libtlt.io.images import image_size
-from libtlt.io.kitti import FIELD_NAMES, NUM_FIELDS, Frame, pair_frames, read_sequence_map
+from libtlt.io.images import complete_image_size
+from libtlt.io.kitti import FIELD_NAMES, NUM_FIELDS, Frame, SkippedBoxes, box_problem, pair_frames, read_sequence_map
 from libtlt.log import get_logger
 from libtlt.spec import LoadedSpec
 from libtlt.spec.protos import dataset_export_pb2
@@ -153,9 +153,17 @@ def _bad_number(tokens: Sequence[str], path: Path, lineno: int) -> DataError:
 
 
 def read_frame(frame: Frame, id_prefix: str, encoder: ExampleEncoder, report: ReadReport,
-               size_of: Callable[[Path], tuple[int, int]] = image_size) -> EncodedFrame:
-    """Parse one frame's labels and image header and encode its Example."""
+               size_of: Callable[[Path], tuple[int, int]] = complete_image_size,
+               warn: SkippedBoxes | None = None) -> EncodedFrame:
+    """Parse one frame's labels, check its image (header and end marker) and encode its Example.
+
+    Boxes ``libtlt.io.kitti.box_problem`` rejects (inverted, outside the image) are skipped with a
+    warning naming ``file:line``, as tlt-augment does; like boxes that truncate to zero size they
+    are listed in the warning json.
+    """
     path = frame.label_path
+    width, height = size_of(frame.image_path)
+    warn = warn or SkippedBoxes(LOGGER)
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -185,13 +193,16 @@ def read_frame(frame: Frame, id_prefix: str, encoder: ExampleEncoder, report: Re
         name = class_map.get(gt_name)
         if name is None:
             name = class_map[gt_name] = gt_name.lower()
-        if int(x1) < int(x2) and int(y1) < int(y2):
+        problem = box_problem((x1, y1, x2, y2), width, height)
+        if problem is not None:
+            warn.warn(problem, path, lineno)
+        if problem is None and int(x1) < int(x2) and int(y1) < int(y2):
             classes.append(name)
             rows.append(values)
         else:
             report.skipped.setdefault(frame.frame_id, []).append(
-                {"label_file": str(path), "line": lineno, "class": name, "bbox": [x1, y1, x2, y2]})
-    width, height = size_of(frame.image_path)
+                {"label_file": str(path), "line": lineno, "class": name, "bbox": [x1, y1, x2, y2],
+                 "reason": problem or "zero size"})
     columns: list[Sequence[float]] = list(zip(*rows, strict=True)) if rows else [()] * (NUM_FIELDS - 1)
     occlusion = [int(v) for v in columns[1]]
     record = encoder.encode_ordered((
@@ -204,10 +215,12 @@ def read_frame(frame: Frame, id_prefix: str, encoder: ExampleEncoder, report: Re
 def read_frames(frames: Sequence[Frame], id_prefix: str, report: ReadReport) -> dict[str, EncodedFrame]:
     encoder = ExampleEncoder(FEATURES)
     out: dict[str, EncodedFrame] = {}
+    warn = SkippedBoxes(LOGGER)
     with progress_bar(len(frames), "Reading labels") as bar:
         for frame in frames:
-            out[frame.frame_id] = read_frame(frame, id_prefix, encoder, report)
+            out[frame.frame_id] = read_frame(frame, id_prefix, encoder, report, warn=warn)
             bar.update(1)
+    warn.log_summary()
     return out
 
 
@@ -293,7 +306,8 @@ def convert_kitti(spec: LoadedSpec[dataset_export_pb2.DatasetExportConfig], outp
     out_path = Path(output)
     warning_file = Path(f"{output}_warning.json")
     counts: list[Counter[str]] = []
-    with StagedOutputs(out_path.parent if str(out_path.parent) else Path("."), fsync=fsync) as staged, \
+    with StagedOutputs(out_path.parent if str(out_path.parent) else Path("."), fsync=fsync,
+                       replaces=partition.kitti_shard_pattern(output)) as staged, \
             progress_bar(sum(len(f) for f in folds), "Writing tfrecords") as bar:
         for p, fold in enumerate(folds):
             for s, shard in enumerate(partition.shard_items(fold, settings.num_shards)):
@@ -315,7 +329,7 @@ def convert_kitti(spec: LoadedSpec[dataset_export_pb2.DatasetExportConfig], outp
         total.update(c)
     log_counts(WRITER_LOGGER, total)
     if report.num_skipped:
-        WRITER_LOGGER.warning("Skipped %d box(es) with zero or negative size; see %s", report.num_skipped,
+        WRITER_LOGGER.warning("Skipped %d box(es) (zero size, inverted or outside the image); see %s", report.num_skipped,
                               warning_file)
     log_class_map(WRITER_LOGGER, report.class_map)
     WRITER_LOGGER.info("Tfrecords generation complete.")

@@ -14,7 +14,9 @@ The rules (docs/formats.md, ../shared/REFERENCE.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -75,3 +77,8 @@ def shard_items(items: Sequence[T], num_shards: int) -> list[list[T]]:
 def kitti_shard_name(output: str, partition: int, num_partitions: int, shard: int, num_shards: int) -> str:
     """``<output>-fold-000-of-002-shard-00000-of-00010``."""
     return f"{output}-fold-{partition:03d}-of-{num_partitions:03d}-shard-{shard:05d}-of-{num_shards:05d}"
+
+
+def kitti_shard_pattern(output: str) -> re.Pattern[str]:
+    """File names (without folder) of every shard ``kitti_shard_name`` can give for ``output``."""
+    return re.compile(re.escape(Path(output).name) + r"-fold-\d{3}-of-\d{3}-shard-\d{5}-of-\d{5}")
