@@ -167,10 +167,11 @@ def run_frames(augmentor: Augmentor, tasks: Sequence[FrameTask], workers: int) -
     """
     if workers <= 1:
         tune_process()
-        for task in tasks:
-            with interrupts.deferred():  # a signal stops the run between frames, never inside one
-                result = augmentor.process(task)
-            yield result
+        with interrupts.deferred():  # a signal stops the run between frames, never inside one
+            for task in tasks:
+                if interrupts.pending() is not None:
+                    break
+                yield augmentor.process(task)
         return
     # OpenCV's thread pool is stopped before the fork so no child inherits a half-copied pool.
     cv2.setNumThreads(1)
