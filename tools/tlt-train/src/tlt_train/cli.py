@@ -57,7 +57,8 @@ def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, r
         from tlt_train.train import check_architecture, train
 
         check_architecture(arch)
-        missing = [flag for flag, value in (("-e", experiment_spec_file), ("-r", results_dir), ("-k", key))
+        missing = [flag for flag, value in (("-e", experiment_spec_file), ("-r", results_dir),
+                                            ("-k KEY (or --key_file FILE, or TLT_KEY)", key))
                    if not value]
         if missing:
             raise click.UsageError(f"missing option(s) {', '.join(missing)}")

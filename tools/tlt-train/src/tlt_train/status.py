@@ -12,6 +12,8 @@ all *append* across a resumed run instead of starting over:
     One row per epoch (``epoch``, ``lr``, ``time_per_epoch``, ``images_per_sec`` and the metrics). On
     resume, rows of epochs that are being trained again (after the checkpoint the run resumed from)
     are dropped, so the table keeps one row per epoch.
+On a failure, a last ``FAILED`` line (an ``INTERRUPTED`` line for SIGINT/SIGTERM) carries the
+one-line message (:func:`append_status`; written by ``tlt_train.train``).
 ``RESULTS_DIR/events/{train,validation}``
     TensorBoard scalars per epoch, written with TensorFlow's own summary ops (the ``tensorboard``
     package is needed only to view them, not to write them).
@@ -30,14 +32,14 @@ import io
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from libtlt.io.atomic import write_text
-from libtlt.log import get_logger
+from libtlt.log import get_logger, is_terminal
 
 __all__ = [
     "CSV_NAME",
@@ -47,7 +49,9 @@ __all__ = [
     "ProgressBar",
     "StatusLogger",
     "TensorBoardLogger",
+    "append_status",
     "current_learning_rate",
+    "redact",
     "training_callbacks",
 ]
 
@@ -328,6 +332,22 @@ def training_callbacks(results_dir: str | Path, *, batch_size: int | None = None
     ]
     if tensorboard:
         callbacks.append(TensorBoardLogger(results_dir, batch_size=batch_size, is_chief=is_chief))
-    if progress and is_chief:
+    if progress and is_chief and is_terminal():  # in a log file the [INFO] line per epoch is the progress
         callbacks.append(ProgressBar(batch_size=batch_size))
     return callbacks
+
+
+def append_status(results_dir: str | Path, record: Mapping[str, Any], filename: str = STATUS_NAME) -> None:
+    """Append one line to ``status.json`` (rewritten atomically), outside the callbacks' own writes."""
+    path = Path(results_dir) / filename
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    lines.append(json.dumps({**_timestamp(), **record}, allow_nan=False))
+    write_text(path, "\n".join(lines) + "\n", fsync=False)
+
+
+def redact(text: str, secrets: Sequence[str | None]) -> str:
+    """``text`` with every secret (the model key) replaced, for anything written or printed."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<key>")
+    return text

@@ -22,14 +22,19 @@ model, named as 000 names it, e.g. ``weights/resnet_080.tlt``), ``status.json``,
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
+import signal
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libtlt.errors import DataError, ModelFileError, UnsupportedError
+from libtlt.errors import DataError, ModelFileError, TltError, UnsupportedError
 from libtlt.io.atomic import write_text
 from libtlt.log import get_logger
 from libtlt.registry import TrainPlan, architecture_names, get_architecture
@@ -104,8 +109,25 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
         raise UnsupportedError(f"-n/--model_name {model_name!r} would look like a checkpoint to resume from; "
                                "choose another name")
     results = Path(results_dir)
+    created = not results.exists()
     results.mkdir(parents=True, exist_ok=True)
+    try:
+        with _sigterm_as_exit():
+            return _run(arch, spec, plan, results, key=key, gpus=gpus, gpu_index=gpu_index, use_amp=use_amp,
+                        strict=strict, progress=progress, extra_callbacks=extra_callbacks,
+                        kdf_iterations=kdf_iterations, model_name=model_name)
+    except BaseException as err:
+        error = training_error(err)
+        _record_failure(results, error, created=created, key=key)
+        if error is err:
+            raise
+        raise error from err
 
+
+def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, key: str, gpus: int,
+         gpu_index: Sequence[int], use_amp: bool, strict: bool, progress: bool, extra_callbacks: Sequence[Any],
+         kdf_iterations: int | None, model_name: str | None) -> TrainResult:
+    """The run itself, once the results folder exists (``train`` reports its failures)."""
     from tlt_train.distribution import amp_policy, global_batch_size, is_chief, make_strategy, prepare_multi_worker_fit
 
     strategy = make_strategy(gpus, tuple(gpu_index))  # before TensorFlow builds anything
@@ -114,6 +136,7 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     import keras
 
     from tlt_train.checkpoints import CheckpointCallback, resume_state
+    from tlt_train.divergence import DivergenceGuard
     from tlt_train.status import training_callbacks
 
     saving: dict[str, Any] = {} if kdf_iterations is None else {"kdf_iterations": kdf_iterations}
@@ -126,6 +149,7 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     # A resumed run draws a new data order instead of replaying the first epochs'.
     seed = (plan.random_seed or 0) + initial_epoch
     data = arch.training_data(spec, batch_size=batch_size, seed=seed, strict=strict)
+    metadata = _private_metadata(data.metadata, spec, key)
     if chief:
         for name, text in data.files.items():
             write_text(results / name, text)
@@ -161,14 +185,15 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
         model.summary(print_fn=lambda line, **_: logger.debug(line))
 
     checkpoint = CheckpointCallback(results, plan.model_name, key, interval=plan.checkpoint_interval,
-                                    metadata=data.metadata, is_chief=chief,
+                                    metadata=metadata, is_chief=chief,
                                     saving_view=qat.saving_view if qat is not None else None, **saving)
     # Optional architecture hook: its callbacks run first, so what they add to the epoch logs (e.g. a
     # detector's validation mAP) reaches status.json and the CSV log.
     hook = getattr(arch, "training_callbacks", None)
     arch_callbacks = list(hook(spec, data, model)) if hook is not None else []
-    callbacks = [*arch_callbacks, *training_callbacks(results, batch_size=batch_size, is_chief=chief,
-                                                      progress=progress), checkpoint, *extra_callbacks]
+    callbacks = [DivergenceGuard(), *arch_callbacks,
+                 *training_callbacks(results, batch_size=batch_size, is_chief=chief, progress=progress), checkpoint,
+                 *extra_callbacks]
     started = time.perf_counter()
     history = model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
                         steps_per_epoch=data.steps_per_epoch, validation_data=data.validation,
@@ -182,6 +207,104 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     return TrainResult(final, initial_epoch, plan.epochs, list(data.classes), fit_seconds=seconds,
                        images_trained=epochs_run * data.steps_per_epoch * batch_size,
                        history={k: [float(v) for v in values] for k, values in history.history.items()})
+
+
+class Terminated(SystemExit):
+    """SIGTERM during training (a job scheduler's stop): exit status 143 after status.json says so."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while training, unless someone else already handles it.
+
+    Why: the default action kills the process without running any Python, leaving status.json at
+    STARTED/RUNNING; an exception lets ``train`` record INTERRUPTED and the atomic writers clean up.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def training_error(err: BaseException) -> BaseException:
+    """The error to report for ``err``: TensorFlow's failure on an undecodable image becomes a
+    ``DataError`` naming the file (exit status 2); anything else is returned unchanged."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(err, tf.errors.OpError):
+        return err
+    from libtlt.data.image_check import is_decoder_error, undecodable_image
+
+    message = str(err.message or err)
+    found = undecodable_image(message)
+    if found is not None:
+        return DataError(f"cannot read the image: {found[1]}", location=found[0])
+    if is_decoder_error(message):
+        first = message.strip().splitlines()[0]
+        return DataError(f"an image of the dataset could not be decoded (TensorFlow: {first[:300]}); "
+                         "re-run tlt-dataset-convert to find it")
+    return err
+
+
+def _record_failure(results: Path, error: BaseException, *, created: bool, key: str) -> None:
+    """Leave ``status.json`` with a FAILED (or INTERRUPTED) line naming the error, never STARTED; a
+    results folder this run created and never started training in is removed instead."""
+    from tlt_train.distribution import is_chief
+    from tlt_train.status import STATUS_NAME, append_status, redact
+
+    try:
+        if not is_chief():
+            return
+    except TltError:
+        return
+    interrupted = isinstance(error, (KeyboardInterrupt, Terminated))
+    if isinstance(error, TltError):
+        message = error.one_line()
+    elif isinstance(error, Terminated):
+        message = "Terminated (SIGTERM)"
+    elif isinstance(error, KeyboardInterrupt):  # run_tool's handler raises one that says which signal
+        one_line = getattr(error, "one_line", None)
+        message = str(one_line()) if callable(one_line) else "Interrupted (SIGINT)"
+    elif isinstance(error, SystemExit):
+        message = f"Exited with status {error.code}"
+    else:
+        lines = str(error).strip().splitlines()
+        message = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    message = redact(message, [key])
+    if interrupted:
+        logger.error("%s; status.json records it", message)
+    try:
+        if created and not (results / STATUS_NAME).exists():
+            shutil.rmtree(results, ignore_errors=True)  # nothing useful in it: leave no empty results folder
+            return
+        append_status(results, {"status": "INTERRUPTED" if interrupted else "FAILED", "verbosity": "ERROR",
+                                "message": message})
+    except OSError as err:  # e.g. the disk that failed the run: the original error is what matters
+        logger.warning("Could not record the failure in %s: %s", results / STATUS_NAME, err.strerror or err)
+
+
+def _private_metadata(metadata: Mapping[str, Any], spec: LoadedSpec[Any], key: str) -> dict[str, Any]:
+    """The architecture's model metadata with the model key taken out of the stored spec text."""
+    from libtlt.spec.redact import redact_spec_text
+
+    result = dict(metadata)
+    text = result.get("spec")
+    if isinstance(text, str):
+        fields = spec.message.DESCRIPTOR.fields_by_name
+        spec_key = getattr(spec.message, "key", None) if "key" in fields else None
+        result["spec"] = redact_spec_text(text, [key, spec_key], top_level_key="key" in fields)
+    return result
 
 
 def check_model_name(model_name: str | None) -> None:
