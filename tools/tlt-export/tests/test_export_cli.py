@@ -166,7 +166,7 @@ def test_gen_ds_config_writes_nvinfer_config_and_labels(trained: Trained, tmp_pa
         "net-scale-factor=1.0\n"
         "offsets=103.939;116.779;123.68\n"
         f"infer-dims=3;{SIZE};{SIZE}\n"
-        f"tlt-model-key={KEY}\n"
+        "tlt-model-key=<Model export key>\n"
         "network-type=1\n"
         f"num-detected-classes={len(trained.classes)}\n"
         "output-blob-names=predictions/Softmax\n"

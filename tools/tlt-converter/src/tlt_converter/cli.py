@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import run_tool, tool_command, verbose_option
+from libtlt.cli_options import key_option, run_tool, tool_command, verbose_option
 from tlt_converter import __version__
 
 
 @tool_command("tlt-converter", __version__)
 @click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option("-k", "--key", "key", default=None,
-              help="The key the .etlt was exported with (not needed for a plain .onnx).")
+@key_option(required=False, help="The key the .etlt was exported with (not needed for a plain .onnx); "
+            "or --key_file FILE, or the TLT_KEY environment variable.")
 @click.option("-d", "input_dims", required=True,
               help="Comma-separated input dimensions C,H,W (C for -i nc), as used for tlt-export.")
 @click.option("-o", "output_nodes", required=True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import run_tool, tool_command, verbose_option
+from libtlt.cli_options import key_option, run_tool, tool_command, verbose_option
 from tlt_export import __version__
 
 
@@ -17,7 +17,7 @@ from tlt_export import __version__
 @click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
               help="Path to the .tlt model file to export (from tlt-train).")
-@click.option("-k", "--key", default=None, help="The key used to save the .tlt model file.")
+@key_option(required=False, help="The key used to save the .tlt model file (or --key_file FILE, or TLT_KEY).")
 @click.option("-o", "--output_file", type=click.Path(dir_okay=False), default=None,
               help="Path to save the exported model to (default: the model's path with .etlt).")
 @click.option("--data_type", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
@@ -64,7 +64,7 @@ def main(arch: str | None, list_archs: bool, model: str | None, key: str | None,
     if arch is None:
         raise click.UsageError("missing the architecture (e.g. tlt-export classification -m model.tlt -k KEY)")
     if model is None or key is None:
-        raise click.UsageError("-m/--model and -k/--key are required")
+        raise click.UsageError("-m/--model and the key (-k KEY, --key_file FILE or TLT_KEY) are required")
 
     def body() -> None:
         from tlt_export.export import export

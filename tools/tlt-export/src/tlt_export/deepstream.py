@@ -18,6 +18,8 @@ CONFIG_NAME = "nvinfer_config.txt"
 LABELS_NAME = "labels.txt"
 NETWORK_TYPES = {"detector": 0, "classifier": 1, "segmentation": 3}
 COLOR_FORMATS = {"rgb": 0, "bgr": 1, "gray": 2}
+#: Written instead of the key (the manuals' own placeholder): a config file in plain text must not hold it.
+KEY_PLACEHOLDER = "<Model export key>"
 
 
 def _number(value: float) -> str:
@@ -28,7 +30,8 @@ def _number(value: float) -> str:
 
 def nvinfer_config(preprocessing: Preprocessing, *, key: str, network_type: int, num_classes: int,
                    output_names: Sequence[str]) -> str:
-    """The text of ``nvinfer_config.txt``."""
+    """The text of ``nvinfer_config.txt``; ``tlt-model-key`` is a placeholder (the key is never written
+    in plain text: the user fills it in, or DeepStream's config is generated where the key is kept)."""
     scales = set(preprocessing.scale)
     if len(scales) != 1:
         raise UnsupportedError(f"--gen_ds_config: preprocess_mode '{preprocessing.mode}' scales each channel "
@@ -37,7 +40,7 @@ def nvinfer_config(preprocessing: Preprocessing, *, key: str, network_type: int,
         f"net-scale-factor={next(iter(scales))!r}",
         "offsets=" + ";".join(_number(v) for v in preprocessing.offsets),
         f"infer-dims={preprocessing.channels};{preprocessing.height};{preprocessing.width}",
-        f"tlt-model-key={key}",
+        f"tlt-model-key={KEY_PLACEHOLDER}",
         f"network-type={network_type}",
         f"num-detected-classes={num_classes}",
         "output-blob-names=" + ";".join(output_names),

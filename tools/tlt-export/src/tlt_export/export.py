@@ -27,6 +27,7 @@ import numpy as np
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
 from libtlt.qat.metadata import stored_ranges
+from libtlt.runtime.engine import engine_metadata
 from tlt_export import __version__
 from tlt_export.calibrate import (
     Preprocessing,
@@ -181,7 +182,9 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
 
             calibrate_to_cache(onnx_model, cal_batches, cal_cache_file, input_name=INPUT_NAME)
 
-    meta = {k: v for k, v in metadata.items() if k not in _CONTAINER_KEYS}
+    # What deployment needs (classes, input, preprocessing, outputs): never the training spec text, which
+    # names the datasets and can hold the key (003 `key:`).
+    meta = {k: v for k, v in engine_metadata(metadata).items() if k not in _CONTAINER_KEYS}
     meta.update({
         "input_names": [INPUT_NAME],
         "output_names": export_names,
