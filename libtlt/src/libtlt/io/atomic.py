@@ -126,6 +126,12 @@ def _atomic_open(path: Path, mode: str, fsync: bool) -> Iterator[IO]:  # type: i
     pending.commit(fsync=fsync)
 
 
+def check_writable(path: str | Path) -> None:
+    """``OutputError`` now, rather than after a long computation, if ``path`` cannot be written
+    (a directory in the way, a missing or read-only folder). Creates the parent folders."""
+    PendingFile(path).discard()
+
+
 def write_files(contents: Mapping[Path, bytes], *, fsync: bool = True) -> None:
     """Write several files that only make sense together (an image and its label file).
 

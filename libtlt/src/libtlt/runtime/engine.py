@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import onnx
 
 from libtlt.errors import DataError, ModelFileError, TltError, UnsupportedError
-from libtlt.io.atomic import PendingFile, write_text
+from libtlt.io.atomic import check_writable, write_bytes, write_text
 from libtlt.io.calcache import CalibrationCache, read_calibration_cache
 from libtlt.log import get_logger
 from libtlt.runtime import onnx_precision
@@ -258,6 +259,7 @@ def build_engine(onnx_model: onnx.ModelProto | bytes, engine_path: str | Path, *
         raise TltError("-m and -w must be positive")
     if backend == "onnxruntime" and dla_core is not None:
         raise UnsupportedError("-u (DLA core) needs the TensorRT backend on a Jetson; onnxruntime has no DLA")
+    check_writable(engine_path)  # a folder in the way or a missing parent: say so before a long build
     if backend == "tensorrt":
         from libtlt.runtime.tensorrt_backend import import_tensorrt
 
@@ -307,21 +309,19 @@ def _build_onnxruntime(data: bytes, engine_path: str | Path, sidecar: dict[str, 
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    pending = PendingFile(engine_path)
-    try:
+    # onnxruntime writes the optimized model itself and reports a full disk only as "serialization
+    # failed": let it write to a private scratch folder, then write the engine through libtlt.io.atomic.
+    with tempfile.TemporaryDirectory(prefix="tlt-engine-") as scratch:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = levels[level]
-        options.optimized_model_filepath = str(pending.tmp)
+        options.optimized_model_filepath = str(Path(scratch) / "engine.onnx")
         try:
             ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own exception types
             raise ModelFileError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
-        engine_bytes = pending.tmp.read_bytes()
-        pending.commit()
-    except BaseException:
-        pending.discard()
-        raise
+        engine_bytes = Path(options.optimized_model_filepath).read_bytes()
+    write_bytes(engine_path, engine_bytes)
     sidecar = {**sidecar, "backend": "onnxruntime", "onnxruntime_version": ort.__version__,
                "onnxruntime_optimization": level, "sha256": hashlib.sha256(engine_bytes).hexdigest()}
     write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2) + "\n")

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from libtlt import interrupts
-from libtlt.errors import output_error
+from libtlt.errors import TltError, output_error
 from libtlt.io.atomic import write_text
 from libtlt.io.tfrecord import TFRecordWriter
 from libtlt.log import get_logger
@@ -168,6 +168,9 @@ class StagedOutputs:
             self.publish()
         else:
             self.discard()
+            if isinstance(exc, TltError) and exc.location:  # name the output, not its staging copy
+                finals = {str(staged): str(final) for staged, final in self._staged}
+                exc.location = finals.get(exc.location, exc.location)
             if isinstance(exc, interrupts.Interrupted):
                 exc.detail = exc.detail or "nothing written (earlier outputs are unchanged)"
 
