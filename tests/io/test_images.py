@@ -9,7 +9,15 @@ import pytest
 from PIL import Image
 
 from libtlt.errors import DataError, UnsupportedError
-from libtlt.io.images import IMAGE_EXTENSIONS, image_size, is_image_file, read_image, write_image
+from libtlt.io.images import (
+    IMAGE_EXTENSIONS,
+    check_complete,
+    complete_image_size,
+    image_size,
+    is_image_file,
+    read_image,
+    write_image,
+)
 
 
 def _pattern(height: int = 6, width: int = 10, channels: int = 3) -> np.ndarray:
@@ -153,3 +161,21 @@ def test_write_creates_parent_directories(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "c.jpg"
     write_image(path, _pattern())
     assert image_size(path) == (10, 6)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_complete_image_size_finds_truncation_and_accepts_trailers(tmp_path: Path, suffix: str) -> None:
+    """Whole files (also a JPEG with zero padding or a camera trailer after EOI) pass; a cut one does not."""
+    path = tmp_path / f"a{suffix}"
+    write_image(path, _pattern(40, 50))
+    data = path.read_bytes()
+    assert complete_image_size(path) == (50, 40)
+    if suffix == ".jpg":
+        for tail in (b"\0" * 100, b"TRAILER" * 500):
+            path.write_bytes(data + tail)
+            assert complete_image_size(path) == (50, 40)
+    path.write_bytes(data[:-20])
+    with pytest.raises(DataError, match=r"a\.(png|jpg): truncated image"):
+        complete_image_size(path)
+    with pytest.raises(DataError, match="truncated image"):
+        check_complete(path, "PNG" if suffix == ".png" else "JPEG")

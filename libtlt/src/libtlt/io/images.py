@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -65,35 +66,49 @@ def check_complete(path: str | Path, image_format: str) -> None:
     truncated copy, and the next tool then dies mid-epoch. The check reads only the file's tail:
     the last 64 bytes, and the last ``TAIL_BYTES`` only when the marker is not right at the end.
     """
-    marker = {"PNG": PNG_END, "JPEG": JPEG_END}.get(image_format)
-    if marker is None:
-        return
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - _QUICK_TAIL))
-            tail = handle.read()
-            if marker == JPEG_END:
-                tail = tail.rstrip(b"\x00")  # zero padding after EOI is common and harmless
-            if tail.endswith(marker):
-                return
-            handle.seek(max(0, size - TAIL_BYTES))
-            tail = handle.read()
+            _check_tail(handle, path, image_format)
     except OSError as err:
         raise DataError(f"not a readable image ({err.strerror or err})", location=path) from None
-    if marker not in tail:
+
+
+def _check_tail(handle: BinaryIO, path: Path, image_format: str) -> None:
+    marker = {"PNG": PNG_END, "JPEG": JPEG_END}.get(image_format)
+    if marker is None:
+        return
+    size = handle.seek(0, 2)
+    handle.seek(max(0, size - _QUICK_TAIL))
+    tail = handle.read()
+    if marker == JPEG_END:
+        tail = tail.rstrip(b"\x00")  # zero padding after EOI is common and harmless
+    if tail.endswith(marker):
+        return
+    handle.seek(max(0, size - TAIL_BYTES))
+    if marker not in handle.read():
         what = "no IEND chunk at the end" if image_format == "PNG" else "no end-of-image marker"
         raise DataError(f"truncated image ({image_format} file with {what})", location=path)
 
 
 def complete_image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` from the header, after checking the file is not truncated (see :func:`check_complete`)."""
+    """``(width, height)`` from the header, after checking the file is not truncated (see
+    :func:`check_complete`); one open for both (the converter's rate depends on it)."""
     path = Path(path)
-    with _open(path) as image:
+    try:
+        handle = path.open("rb")
+    except OSError:
+        _open(path).close()  # raises the usual DataError (not found, a directory, ...)
+        raise
+    with handle:
+        try:
+            image = Image.open(handle)
+        except UnidentifiedImageError:
+            raise DataError("not a readable image (unknown or corrupt format)", location=path) from None
+        except _DECODE_ERRORS as err:
+            raise DataError(f"not a readable image ({err})", location=path) from None
         width, height = image.size
-        image_format = image.format or ""
-    check_complete(path, image_format)
+        _check_tail(handle, path, image.format or "")
     return int(width), int(height)
 
 
