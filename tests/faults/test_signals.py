@@ -177,3 +177,34 @@ def test_dataset_convert_removes_staging_folders_of_dead_runs_only(faults: Modul
     finally:
         live.kill()
         live.wait()
+
+
+def test_sigterm_stops_dataset_convert_with_nothing_written(faults: ModuleType, tmp_path: Path) -> None:
+    """A signal while tlt-dataset-convert reads 1,500 frames: exit 143, one line, no shard and no staging
+    folder (earlier outputs untouched); if the run finished first, exit 0 with every shard."""
+    root = tmp_path / "ds"
+    generate_detection_dataset(root, num_images=15, width=64, height=48, seed=4)
+    for image in sorted((root / "images").glob("*.png")):
+        for copy in range(1, 100):
+            os.link(image, image.with_name(f"{image.stem}_{copy}.png"))
+            os.link(root / "labels" / f"{image.stem}.txt", root / "labels" / f"{image.stem}_{copy}.txt")
+    spec = tmp_path / "convert.txt"
+    spec.write_text(kitti_convert_spec(root, num_shards=4), encoding="utf-8")
+    out = tmp_path / "tf"
+    out.mkdir()
+    (out / "kitti_warning.json").write_text("earlier\n")
+    process = subprocess.Popen([faults.tool("tlt-dataset-convert"), "-d", str(spec), "-o", str(out / "kitti")],
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the tool has started: the spec is loaded
+    assert "[INFO]" in first, first
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=20)[1]
+    if process.returncode == 0:
+        assert len(list(out.glob("kitti-fold-*"))) == 8
+        return
+    assert process.returncode == 143, rest
+    lines = [line for line in rest.splitlines() if line.startswith("Interrupted")]
+    assert lines == ["Interrupted by SIGTERM: nothing written (earlier outputs are unchanged)."], rest
+    assert sorted(p.name for p in out.iterdir()) == ["kitti_warning.json"]
+    assert (out / "kitti_warning.json").read_text() == "earlier\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libtlt.errors import SpecError
+from libtlt.interrupts import Interrupted
 from libtlt.log import get_logger
 from libtlt.spec import LoadedSpec, load_spec
 from libtlt.spec.protos import dataset_export_pb2
@@ -22,6 +23,14 @@ def load_export_spec(path: str | Path) -> Spec:
 def convert(dataset_export_spec: str | Path, output_filename: str,
             validation_fold: int | None = None) -> ConversionResult:
     """Convert the dataset described by ``dataset_export_spec``; returns the converter's result."""
+    try:
+        return _convert(dataset_export_spec, output_filename, validation_fold)
+    except Interrupted as stop:  # outputs are published all at once, at the very end
+        stop.detail = stop.detail or "nothing written (earlier outputs are unchanged)"
+        raise
+
+
+def _convert(dataset_export_spec: str | Path, output_filename: str, validation_fold: int | None) -> ConversionResult:
     spec = load_export_spec(dataset_export_spec)
     if not output_filename:
         raise SpecError("the output file name (-o) is empty", field="-o/--output_filename")
