@@ -147,6 +147,17 @@ def test_log_file_gets_plain_epoch_lines_without_banners(data: Path, tmp_path: P
     assert text.splitlines()[0].startswith(tuple("0123456789"))  # the first line is one of ours
 
 
+def test_verbose_keeps_tensorflow_banners(data: Path, tmp_path: Path) -> None:
+    spec = classification_spec(tmp_path, data, batch=64)  # fails after TensorFlow is imported
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = tlt("tlt-train", "classification", "-e", spec, "-r", tmp_path / "a", "-k", KEY, env=env)
+    loud = tlt("tlt-train", "classification", "-e", spec, "-r", tmp_path / "b", "-k", KEY, "--verbose", env=env)
+    assert quiet.returncode == loud.returncode == 2
+    assert "I0000" not in quiet.stderr and "absl" not in quiet.stderr
+    assert quiet.stderr.splitlines()[0].startswith("Error: ")  # nothing before our own line
+    assert "I0000" in loud.stderr and "Traceback" in loud.stderr
+
+
 # ------------------------------------------------------------------------------------------ bad data
 
 

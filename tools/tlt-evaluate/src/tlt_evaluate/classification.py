@@ -118,10 +118,11 @@ def _check_outputs(scores: np.ndarray, num_classes: int, path: str | Path) -> No
 
 def _predict(predictor: Any, dataset: Any, total: int) -> np.ndarray:
     import tensorflow as tf
-    from tqdm import tqdm
+
+    from libtlt.log import progress
 
     results = []
-    with tqdm(total=total, unit="img", desc="Evaluating", leave=False) as bar:
+    with progress(total=total, unit="img", desc="Evaluating", leave=False) as bar:
         try:
             for images, _ in dataset:
                 results.append(np.asarray(predictor.first(np.asarray(images)), dtype=np.float64))

@@ -70,9 +70,10 @@ def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, k
     num_images = 0
     seconds: list[float] = []
     import tensorflow as tf
-    from tqdm import tqdm
 
-    with tqdm(unit="img", desc="Evaluating", leave=False) as bar:
+    from libtlt.log import progress
+
+    with progress(unit="img", desc="Evaluating", leave=False) as bar:
         try:
             for images, truths in _batches(arch, spec, use_training_set, batch):
                 start = time.perf_counter()

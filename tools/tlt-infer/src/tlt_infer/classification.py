@@ -130,13 +130,13 @@ def _usable_images(directory: Path) -> list[Path]:
 def _predict_all(model: Any, paths: list[Path], config: Any, batch_size: int,
                  names: Sequence[str]) -> list[tuple[str, str, float]]:
     import tensorflow as tf
-    from tqdm import tqdm
 
     from libtlt.data.classification import load_images_for_inference, make_inference_dataset
+    from libtlt.log import progress
 
     rows: list[tuple[str, str, float]] = []
     pending = list(paths)
-    with tqdm(total=len(paths), unit="img", desc="Inference", leave=False) as bar:
+    with progress(total=len(paths), unit="img", desc="Inference", leave=False) as bar:
         while pending:
             done = 0
             try:

@@ -230,10 +230,9 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, inference_output: str | Path,
                        key: str) -> list[ImageResult]:
     """Run the inference spec's model on one image or a directory of images; write annotated images and labels."""
-    from tqdm import tqdm
-
     from libtlt.io.atomic import write_text
     from libtlt.io.images import write_image
+    from libtlt.log import progress
     from libtlt.spec.experiments import load_experiment
 
     spec = load_experiment("detectnet_v2_inference", inference_spec)
@@ -265,7 +264,7 @@ def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, 
 
     results: list[ImageResult] = []
     batch_size = max(int(config.batch_size), 1)
-    with tqdm(total=len(images), unit="img", desc="Inference", leave=False) as bar:
+    with progress(total=len(images), unit="img", desc="Inference", leave=False) as bar:
         for paths in _batches(images, batch_size):
             originals = [load_image(p, channels) for p in paths]
             batch = np.stack([preprocess(a, width, height) for a in originals])

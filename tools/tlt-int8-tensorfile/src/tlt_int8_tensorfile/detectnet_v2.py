@@ -22,10 +22,10 @@ def write_detectnet_v2_tensorfile(experiment_spec_file: str | Path, output_path:
                                   use_validation_set: bool = False) -> int:
     """Write up to ``max_batches`` batches to ``output_path``; returns the number written."""
     import tensorflow as tf
-    from tqdm import tqdm
 
     from libtlt.archs.detectnet_v2 import architecture as arch
     from libtlt.io.tensorfile import TensorFileWriter
+    from libtlt.log import progress
     from libtlt.spec.experiments import load_experiment
 
     spec = load_experiment("detectnet_v2", experiment_spec_file)
@@ -35,7 +35,7 @@ def write_detectnet_v2_tensorfile(experiment_spec_file: str | Path, output_path:
     output = Path(output_path)
     if output.parent != Path():
         output.parent.mkdir(parents=True, exist_ok=True)
-    with TensorFileWriter(output) as writer, tqdm(total=max_batches, unit="batch", desc="Tensorfile",
+    with TensorFileWriter(output) as writer, progress(total=max_batches, unit="batch", desc="Tensorfile",
                                                   leave=False) as bar:
         try:
             for images, _ in batches:
