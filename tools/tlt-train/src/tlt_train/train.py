@@ -12,7 +12,13 @@ them to the shared machinery of tlt-train:
    so the epoch numbering and the learning-rate schedule continue where the run stopped;
 3. otherwise a fresh model, initialized from ``pretrained_model_path`` by layer name and shape (the
    whole graph of a pruned ``.tlt``), regularized as the spec says;
-4. ``model.fit`` with the checkpoint, status.json, CSV, TensorBoard and progress callbacks.
+4. ``model.fit`` with the divergence guard (a NaN or exploding loss stops the run, exit status 2), the
+   checkpoint, status.json, CSV, TensorBoard and progress callbacks.
+
+Any failure ends status.json with a ``FAILED`` line (``INTERRUPTED`` for SIGINT/SIGTERM) holding the
+one-line message, never at ``STARTED``; TensorFlow's error on an undecodable image becomes a
+``DataError`` naming the file. A run that fails before training starts removes a results folder it
+created. The spec text stored in the models has the model key taken out.
 
 Outputs (chief only in a multi-worker run): the architecture's extra files (``classmap.json``),
 checkpoints every ``checkpoint_interval`` epochs and after the last one (the last is the final
