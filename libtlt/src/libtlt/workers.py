@@ -8,7 +8,8 @@ the parent has no threads, and everything runs under :func:`libtlt.interrupts.de
 * workers ignore SIGINT/SIGTERM and get SIGKILL when the parent dies (``detach_worker``);
 * on a signal the parent stops handing out tasks, lets running tasks finish for at most ``grace``
   seconds, SIGKILLs what is left and raises :class:`~libtlt.interrupts.Interrupted`;
-  :attr:`WorkerPool.abandoned` then lists the tasks whose outputs may be incomplete;
+  :attr:`WorkerPool.abandoned` then lists the tasks that were in progress in a killed worker (their
+  outputs may be incomplete; tasks queued behind them never started);
 * on a task's error the running tasks finish (their outputs are whole) and the error is raised.
 """
 
@@ -138,10 +139,10 @@ class WorkerPool(Generic[T, R]):
             ok, value = conn.recv()
         except (EOFError, OSError):
             proc.join(1.0)
-            lost = list(outstanding[conn])
-            self.abandoned.extend(lost)
+            lost = outstanding[conn][0]
+            self.abandoned.append(lost)  # the rest of its queue never started
             outstanding[conn].clear()
-            return False, WorkerError(f"a worker process died (exit code {proc.exitcode}) while working on {lost[0]}")
+            return False, WorkerError(f"a worker process died (exit code {proc.exitcode}) while working on {lost}")
         outstanding[conn].popleft()
         return ok, value
 
@@ -150,7 +151,7 @@ class WorkerPool(Generic[T, R]):
         """Close the pipes (idle workers exit), SIGKILL any worker still busy, reap them all."""
         for conn in conns:
             if outstanding[conn]:
-                self.abandoned.extend(outstanding[conn])
+                self.abandoned.append(outstanding[conn][0])  # in progress; the rest never started
             else:
                 with contextlib.suppress(OSError):
                     conn.send(None)
