@@ -109,9 +109,9 @@ def run_tool(body: Callable[[], Any], *, verbose: bool = False, log_file: str | 
     one line naming the path and the reason; SIGINT, SIGTERM and SIGHUP exit ``128 + signal`` with one
     line (the body may add what was completed, ``Interrupted.detail``).
     """
-    setup_logging(verbose=verbose, log_file=log_file)
     try:
         with interrupts.handlers_installed():
+            setup_logging(verbose=verbose, log_file=log_file)
             return body()
     except TltError as err:
         if verbose:
@@ -154,6 +154,16 @@ def tool_command(name: str, version: str, **context: Any) -> Callable[[F], click
     def wrap(func: F) -> click.Command:
         func = click.version_option(version, "--version", prog_name=name)(func)
         settings = {"help_option_names": ["-h", "--help"], **context}
-        return click.command(name=name, context_settings=settings)(func)
+        command = click.command(name=name, context_settings=settings)(func)
+        parse_and_run = command.main
+
+        def main(*args: Any, **kwargs: Any) -> Any:
+            # A signal while click parses is recorded, not raised inside click (which would print
+            # "Aborted!" and exit 1); run_tool raises it at once, as 130/143 and one line.
+            with interrupts.recording():
+                return parse_and_run(*args, **kwargs)
+
+        command.main = main  # type: ignore[method-assign]
+        return command
 
     return wrap

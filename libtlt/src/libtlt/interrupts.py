@@ -1,7 +1,10 @@
 """Signals that end a tool (SIGINT, SIGTERM, SIGHUP): one exception, raised where it is safe.
 
 ``run_tool`` installs handlers that raise :class:`Interrupted` (a ``KeyboardInterrupt``), so the usual
-``with``/``finally`` clean-up runs and the tool exits with ``128 + signal`` and one line. Code that
+``with``/``finally`` clean-up runs and the tool exits with ``128 + signal`` and one line; while a
+command's arguments are parsed (``tool_command``) a signal is only recorded, and raised as soon as
+``run_tool`` starts. Only a signal during Python's own start-up (importing the tool) gets Python's
+default: the process dies by that signal, which a shell reports as the same 130/143. Code that
 must not be cut in half (renaming a set of files into place, a worker pool's book-keeping) runs under
 :func:`deferred`: a signal arriving there is recorded and raised when the block ends, and polling loops
 ask :func:`pending`. Asynchronous exceptions inside ``concurrent.futures`` or ``multiprocessing``
@@ -46,29 +49,52 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _State:
-    depth = 0
+    depth = 0  # nesting of deferred() blocks
+    armed = False  # inside run_tool: a signal raises Interrupted (outside, it is only recorded)
+    installed = 0  # nesting of recording()/handlers_installed()
     received: int | None = None
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if _State.depth > 0 or threading.current_thread() is not threading.main_thread():
-        _State.received = _State.received or signum
-        return
-    raise Interrupted(signum)
+    # Recorded first: a raise that lands in code which swallows exceptions (a __del__, a bare except)
+    # is not lost, the next deferred() exit or pending() check sees it.
+    _State.received = _State.received or signum
+    if _State.armed and _State.depth == 0 and threading.current_thread() is threading.main_thread():
+        raise Interrupted(signum)
 
 
 @contextlib.contextmanager
-def handlers_installed() -> Iterator[None]:
-    """Route SIGINT/SIGTERM/SIGHUP to :class:`Interrupted` for the duration of the block (main thread only)."""
+def _installed(arm: bool) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS}
+    was_armed = _State.armed
+    _State.installed += 1
     try:
+        if arm:
+            _State.armed = True
+            if _State.received is not None and _State.depth == 0:  # arrived while only recording
+                raise Interrupted(_State.received)
         yield
     finally:
+        _State.armed = was_armed
+        _State.installed -= 1
+        if _State.installed == 0:
+            _State.received = None
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def recording() -> contextlib.AbstractContextManager[None]:
+    """Record SIGINT/SIGTERM/SIGHUP without raising (a command's argument parsing); the
+    :func:`handlers_installed` block inside raises a recorded one as soon as it starts."""
+    return _installed(arm=False)
+
+
+def handlers_installed() -> contextlib.AbstractContextManager[None]:
+    """Route SIGINT/SIGTERM/SIGHUP to :class:`Interrupted` for the duration of the block (main thread only)."""
+    return _installed(arm=True)
 
 
 @contextlib.contextmanager
@@ -79,7 +105,7 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _State.depth -= 1
-        if _State.depth == 0 and _State.received is not None:
+        if _State.depth == 0 and _State.received is not None and _State.armed:
             signum, _State.received = _State.received, None
             raise Interrupted(signum)
 
@@ -99,6 +125,7 @@ def detach_worker(parent_pid: int) -> None:
     """
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    _State.depth, _State.armed, _State.installed, _State.received = 0, False, 0, None  # the parent's, not ours
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # WorkerPool blocks them across the fork
     if sys.platform.startswith("linux"):
         import ctypes

@@ -54,6 +54,15 @@ def default_workers() -> int:
 def run(*, dataset_folder: str | Path, augmentation_proto: str | Path, output_dataset: str | Path,
         verbose: bool = False, workers: int | None = None) -> Summary:
     """Augment the KITTI dataset under ``dataset_folder`` into ``output_dataset``/images and /labels."""
+    try:
+        return _run(dataset_folder, augmentation_proto, output_dataset, verbose, workers)
+    except Interrupted as stop:  # before the first frame (the frame loop says how many it completed)
+        stop.detail = stop.detail or "0 frames completed"
+        raise
+
+
+def _run(dataset_folder: str | Path, augmentation_proto: str | Path, output_dataset: str | Path, verbose: bool,
+         workers: int | None) -> Summary:
     from tlt_augment.pipeline import Augmentor, run_frames  # OpenCV: imported only when needed
 
     start = time.perf_counter()
@@ -66,11 +75,7 @@ def run(*, dataset_folder: str | Path, augmentation_proto: str | Path, output_da
     if not root.is_dir():
         raise DataError("dataset folder not found", location=root)
     output = Path(output_dataset)
-    try:
-        tasks = collect_frames(root, spec)
-    except Interrupted as stop:
-        stop.detail = "0 frames completed (while checking the input)"
-        raise
+    tasks = collect_frames(root, spec)
     _check_output(output, root / spec.image_path, root / spec.label_path)
     logger.info("Input dataset: %s", root)
     logger.info("Output dataset: %s", output)

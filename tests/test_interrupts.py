@@ -1,0 +1,40 @@
+"""libtlt.interrupts: signals recorded while parsing, held in deferred blocks, never lost when swallowed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+import pytest
+
+from libtlt import interrupts
+
+
+def test_a_signal_while_recording_is_raised_when_the_tool_starts() -> None:
+    ran = False
+    with interrupts.recording():
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded, not raised: click is parsing
+        with pytest.raises(interrupts.Interrupted) as raised, interrupts.handlers_installed():
+            ran = True
+    assert not ran and raised.value.exit_status == 143
+    assert interrupts.pending() is None  # reset when the outermost handlers go
+
+
+def test_a_deferred_block_is_never_cut_and_raises_at_its_end() -> None:
+    steps = []
+    with pytest.raises(interrupts.Interrupted) as raised, interrupts.handlers_installed():
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after the signal")
+            assert interrupts.pending() == signal.SIGINT
+        steps.append("never")
+    assert steps == ["after the signal"] and raised.value.one_line() == "Interrupted by SIGINT."
+
+
+def test_a_swallowed_interrupt_is_raised_again_at_the_next_safe_point() -> None:
+    with pytest.raises(interrupts.Interrupted), interrupts.handlers_installed():
+        with contextlib.suppress(BaseException):  # code that swallows everything, as a __del__ would
+            os.kill(os.getpid(), signal.SIGHUP)
+        with interrupts.deferred():
+            pass
