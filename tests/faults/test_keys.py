@@ -9,6 +9,7 @@ and ``.etlt`` metadata hold neither the key nor (in the ``.etlt``) the training 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,8 @@ evaluate:
     runs.append(tlt("tlt-train", "classification", "-e", spec, "-r", results, "--key_file", key_file))
     assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
     env = {"TLT_KEY": KEY}
-    runs.append(tlt("tlt-evaluate", "classification", "-e", spec, "-m", model, "-r", base / "eval", env=env))
+    runs.append(tlt("tlt-evaluate", "classification", "-e", spec, "-m", model, "-r", base / "eval", "--batch_size",
+                    "1", env=env))
     assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
     etlt = base / "deploy" / "model.etlt"
     etlt.parent.mkdir()
@@ -88,7 +90,14 @@ evaluate:
     runs.append(tlt("tlt-converter", etlt, "--key_file", key_file, "-d", "3,32,32", "-o", "predictions/Softmax",
                     "-e", base / "deploy" / "converted.engine", "--backend", "onnxruntime"))
     assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
-    # A wrong key and a missing key: errors that quote neither.
+    runs.append(tlt("tlt-prune", "-m", model, "-o", base / "pruned" / "pruned.tlt", "-pth", "0.1",
+                    "--key_file", key_file))
+    assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
+    shutil.copytree(data / "val" / CLASSES[0], base / "infer")
+    runs.append(tlt("tlt-infer", "classification", "-m", etlt, "-d", base / "infer", "-cm",
+                    results / "classmap.json", env=env))
+    assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
+    # A wrong key: an error that does not quote it.
     runs.append(tlt("tlt-export", "classification", "-m", model, "-o", base / "x.etlt", "-k", KEY[::-1]))
     assert runs[-1].returncode == 2
     return {"base": base, "runs": runs, "model": model, "etlt": etlt, "key_file": key_file}
@@ -103,7 +112,8 @@ def test_no_file_written_holds_the_key(pipeline: dict[str, object]) -> None:
     holding = [str(p) for p in files if needle in p.read_bytes()]
     assert holding == []
     names = {p.name for p in files}
-    assert {"status.json", "nvinfer_config.txt", "labels.txt", "classmap.json", "model.etlt"} <= names
+    assert {"status.json", "nvinfer_config.txt", "labels.txt", "classmap.json", "model.etlt", "pruned.tlt",
+            "result.csv", "converted.engine.json"} <= names
 
 
 def test_no_line_printed_holds_the_key(pipeline: dict[str, object]) -> None:
@@ -123,6 +133,9 @@ def test_model_metadata_holds_no_key_and_the_etlt_no_spec(pipeline: dict[str, ob
     tlt_meta = load_model_file(pipeline["model"], KEY).metadata
     assert KEY not in repr(tlt_meta)
     assert "resnet" in tlt_meta["spec"] and "key:" in tlt_meta["spec"]  # the field stays, its value does not
+    base = pipeline["base"]
+    assert isinstance(base, Path)
+    assert KEY not in repr(load_model_file(base / "pruned" / "pruned.tlt", KEY).metadata)
     etlt_meta = load_model_file(pipeline["etlt"], KEY).metadata
     assert KEY not in repr(etlt_meta)
     assert "spec" not in etlt_meta and str(pipeline["base"]) not in repr(etlt_meta)  # no dataset paths
