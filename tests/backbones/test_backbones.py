@@ -173,6 +173,13 @@ def test_use_bias_and_use_batch_norm_toggles() -> None:
     assert not any(layer.use_bias for layer in layer_types(default, keras.layers.Conv2D))
 
 
+def test_efficientnet_keeps_batch_norm_when_use_batch_norm_is_off() -> None:
+    # A 003 YAML spec leaves use_batch_norm false; EfficientNet without BN does not train (issue 12 §1b).
+    model = build("efficientnet_b0", 32, use_batch_norm=False)
+    assert len(layer_types(model, keras.layers.BatchNormalization)) == len(
+        layer_types(backbone_model("efficientnet_b0"), keras.layers.BatchNormalization)) > 40
+
+
 def test_regularizers_attach_to_kernels_and_biases() -> None:
     reg = keras.regularizers.L2(1e-4)
     model = build("resnet10", 32, use_bias=True, kernel_regularizer=reg, bias_regularizer=reg)

@@ -19,6 +19,7 @@ from libtlt.data.classification import (
     CAFFE_MEAN_BGR,
     ClassMap,
     InputConfig,
+    augment_settings,
     check_image,
     input_config_from_metadata,
     input_config_from_spec,
@@ -379,13 +380,37 @@ def test_a_tiny_model_learns_from_the_pipeline(sample: Path) -> None:
 
 
 def test_input_config_from_the_000_spec() -> None:
+    # The prototxt form: unwritten augmentation scalars are proto3 zeros, as in the original toolkit.
     spec = load_experiment("classification", SPECS / "000_7.1_classification.txt")
     evaluation = input_config_from_spec(spec, training=False)
-    assert evaluation == InputConfig(3, 224, 224, "caffe", center_crop=True)
+    assert evaluation == InputConfig(3, 224, 224, "caffe", center_crop=False)
     training = input_config_from_spec(spec.message, training=True)
-    assert (training.random_crop, training.color_augmentation, training.horizontal_flip) == (True, True, True)
-    assert training.mixup_alpha == pytest.approx(0.2) and training.label_smoothing == pytest.approx(0.1)
+    assert (training.random_crop, training.color_augmentation, training.horizontal_flip) == (False, False, True)
+    assert training.mixup_alpha == 0 and training.label_smoothing == 0
     assert not training.center_crop
+    assert augment_settings(spec).defaults == "prototxt"
+
+
+def test_prototxt_form_takes_what_is_written(tmp_path: Path) -> None:
+    text = (SPECS / "000_7.1_classification.txt").read_text()
+    edited = tmp_path / "spec.txt"
+    edited.write_text(text + "augment {\n  enable_random_crop: true\n  enable_center_crop: true\n"
+                      "  mixup_alpha: 0.3\n  disable_horizontal_flip: true\n}\n")
+    settings = augment_settings(load_experiment("classification", edited))
+    assert (settings.random_crop, settings.center_crop, settings.color_augmentation) == (True, True, False)
+    assert not settings.horizontal_flip
+    assert settings.mixup_alpha == pytest.approx(0.3) and settings.label_smoothing == 0
+    assert "random crop on, center crop on, colour augmentation off" in settings.describe()
+
+
+def test_yaml_form_keeps_the_003_table_defaults(tmp_path: Path) -> None:
+    text = (SPECS / "003_classification.yaml").read_text()
+    bare = tmp_path / "spec.yaml"
+    bare.write_text(text.replace("  enable_color_augmentation: True\n", "").replace("  enable_center_crop: True\n", ""))
+    settings = augment_settings(load_experiment("classification", bare))
+    assert (settings.random_crop, settings.center_crop, settings.color_augmentation) == (True, True, True)
+    assert settings.mixup_alpha == pytest.approx(0.2) and settings.label_smoothing == pytest.approx(0.1)
+    assert settings.defaults == "yaml"
 
 
 def test_input_config_from_the_003_yaml_spec(tmp_path: Path) -> None:
@@ -412,8 +437,9 @@ def test_input_config_from_model_metadata() -> None:
     meta = {"architecture": "classification", "classes": ["a", "b"], "input_shape": [1, 48, 64],
             "input_layout": "NCHW", "preprocess_mode": "torch", "image_mean": None, "interpolation": "bicubic",
             "spec": 'model_config { arch: "vgg" n_layers: 16 input_image_size: "1,48,64" }'}
-    config = input_config_from_metadata(meta)
-    assert config == InputConfig(1, 48, 64, "torch", interpolation="bicubic", center_crop=True)
+    config = input_config_from_metadata(meta)  # a prototxt spec without augment: no centre crop
+    assert config == InputConfig(1, 48, 64, "torch", interpolation="bicubic", center_crop=False)
+    assert input_config_from_metadata({**meta, "center_crop": True}).center_crop
     yaml_spec = textwrap.dedent("""\
         model:
           arch: 'vgg'

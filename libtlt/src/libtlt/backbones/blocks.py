@@ -31,6 +31,8 @@ class Family:
     block_of: Callable[[str, str], int | None]
     #: Freeze-block IDs where the spec table documents none (SqueezeNet); ``None``: use the table.
     freeze_blocks: tuple[int, ...] | None = None
+    #: Batch normalization is part of the architecture: ``use_batch_norm=False`` does not remove it.
+    always_batch_norm: bool = False
 
 
 @dataclass

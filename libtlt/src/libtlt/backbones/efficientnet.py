@@ -100,4 +100,7 @@ def block_of(name: str, layer_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-FAMILY = Family(NAMES, "efficientnet", build, block_of)
+# Batch normalization always: without it the swish/SE stack shrinks activations ~10x per block at
+# initialization and the network does not train (a 003 YAML spec leaves use_batch_norm at its default,
+# false); TLT's EfficientNet template has no use_batch_norm option either.
+FAMILY = Family(NAMES, "efficientnet", build, block_of, always_batch_norm=True)

@@ -7,9 +7,11 @@ Importing this package is light: TensorFlow is imported inside the functions tha
 from __future__ import annotations
 
 from libtlt.data.classification import (
+    AugmentSettings,
     ClassMap,
     FolderIndex,
     InputConfig,
+    augment_settings,
     input_config_from_metadata,
     input_config_from_spec,
     load_images_for_inference,
@@ -19,9 +21,11 @@ from libtlt.data.classification import (
 )
 
 __all__ = [
+    "AugmentSettings",
     "ClassMap",
     "FolderIndex",
     "InputConfig",
+    "augment_settings",
     "input_config_from_metadata",
     "input_config_from_spec",
     "load_images_for_inference",

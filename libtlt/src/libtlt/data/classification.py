@@ -298,12 +298,67 @@ class InputConfig:
         return self.channels, self.height, self.width
 
 
-def input_config_from_spec(experiment: Any, *, training: bool) -> InputConfig:
-    """The input configuration of a classification ``Experiment`` (either layout, or its LoadedSpec).
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The effective training augmentation of a classification spec, after the form's defaults."""
 
-    Unwritten settings take the manuals' defaults (003 tables: random crop, center crop, colour
-    augmentation and horizontal flip on, mixup_alpha 0.2, label_smoothing 0.1). Augmentation is
-    returned only for ``training``; evaluation gets only the center crop setting.
+    random_crop: bool
+    center_crop: bool
+    color_augmentation: bool
+    horizontal_flip: bool
+    mixup_alpha: float
+    label_smoothing: float
+    #: Which defaults filled the unwritten settings: "prototxt" or "yaml".
+    defaults: str
+
+    def describe(self) -> str:
+        """One log line's worth: ``random crop off, center crop off, ... (prototxt defaults)``."""
+        def on(flag: bool) -> str:
+            return "on" if flag else "off"
+
+        return (f"random crop {on(self.random_crop)}, center crop {on(self.center_crop)}, colour augmentation "
+                f"{on(self.color_augmentation)}, horizontal flip {on(self.horizontal_flip)}, mixup_alpha "
+                f"{self.mixup_alpha:g}, label_smoothing {self.label_smoothing:g} ({self.defaults} defaults for "
+                f"unwritten settings)")
+
+
+def augment_settings(experiment: Any, syntax: str | None = None) -> AugmentSettings:
+    """The augmentation a classification spec asks for, with the defaults of the form it is written in.
+
+    The 003 YAML form takes the 003 tables' defaults (random crop, centre crop and colour augmentation
+    on, mixup_alpha 0.2, label_smoothing 0.1). In the 000 prototxt form the original toolkit's fields
+    are proto3 scalars, so an unwritten ``enable_random_crop``, ``enable_center_crop``,
+    ``enable_color_augmentation``, ``mixup_alpha`` or ``label_smoothing`` means false / 0; horizontal
+    flip stays on unless ``disable_horizontal_flip``. ``experiment`` is a ``LoadedSpec`` (its
+    ``syntax`` decides) or a message (``syntax`` then defaults to "text").
+    """
+    from libtlt.archs.classification.validation import canonical_experiment
+
+    message = getattr(experiment, "message", experiment)
+    form = syntax or getattr(experiment, "syntax", "text")
+    exp = canonical_experiment(message)
+    augment, train = exp.augment, exp.train_config
+    yaml_form = form == "yaml"
+
+    def pick(owner: Any, name: str, zero: Any) -> Any:
+        return getattr(owner, name) if yaml_form or owner.HasField(name) else zero
+
+    return AugmentSettings(
+        random_crop=bool(pick(augment, "enable_random_crop", False)),
+        center_crop=bool(pick(augment, "enable_center_crop", False)),
+        color_augmentation=bool(pick(augment, "enable_color_augmentation", False)),
+        horizontal_flip=not augment.disable_horizontal_flip,
+        mixup_alpha=float(f"{pick(augment, 'mixup_alpha', 0.0):.7g}"),
+        label_smoothing=float(f"{pick(train, 'label_smoothing', 0.0):.7g}"),
+        defaults="yaml" if yaml_form else "prototxt",
+    )
+
+
+def input_config_from_spec(experiment: Any, *, training: bool) -> InputConfig:
+    """The input configuration of a classification spec (a ``LoadedSpec``, or a message: prototxt form).
+
+    Unwritten augmentation settings take the defaults of the spec's form (:func:`augment_settings`).
+    Augmentation is returned only for ``training``; evaluation gets only the center crop setting.
     """
     from libtlt.archs.classification.validation import canonical_experiment, input_image_size
     from libtlt.spec.protos import classification_pb2 as pb
@@ -317,20 +372,20 @@ def input_config_from_spec(experiment: Any, *, training: bool) -> InputConfig:
         logger.warning("data.image_mean is used only with preprocess_mode 'caffe'; ignored for '%s'",
                        exp.data.preprocess_mode)
         mean = None
-    augment = exp.augment
+    settings = augment_settings(experiment)
     common: dict[str, Any] = {
         "channels": channels, "height": height, "width": width, "preprocess_mode": exp.data.preprocess_mode,
         "image_mean": mean, "interpolation": "bicubic" if bicubic else "bilinear",
     }
     if not training:
-        return InputConfig(**common, center_crop=augment.enable_center_crop)
+        return InputConfig(**common, center_crop=settings.center_crop)
     return InputConfig(
         **common,
-        random_crop=augment.enable_random_crop,
-        color_augmentation=augment.enable_color_augmentation,
-        horizontal_flip=not augment.disable_horizontal_flip,
-        mixup_alpha=float(augment.mixup_alpha),
-        label_smoothing=float(exp.train_config.label_smoothing),
+        random_crop=settings.random_crop,
+        color_augmentation=settings.color_augmentation,
+        horizontal_flip=settings.horizontal_flip,
+        mixup_alpha=settings.mixup_alpha,
+        label_smoothing=settings.label_smoothing,
     )
 
 
@@ -366,6 +421,7 @@ def input_config_from_metadata(metadata: Mapping[str, Any], *, center_crop: bool
 
 
 def _spec_center_crop(text: Any) -> bool:
+    """Centre crop of a model saved without a ``center_crop`` key, from its stored spec text."""
     from libtlt.spec.loader import load_spec_text
     from libtlt.spec.protos import classification_pb2 as pb
 
@@ -375,8 +431,8 @@ def _spec_center_crop(text: Any) -> bool:
                 spec = load_spec_text(text, pb.Experiment, name="<model spec>", syntax=syntax)
             except SpecError:
                 continue
-            return bool(spec.message.augment.enable_center_crop)
-    return bool(pb.AugmentConfig().enable_center_crop)
+            return augment_settings(spec).center_crop
+    return False
 
 
 # ----------------------------------------------------------------------------------- preprocessing

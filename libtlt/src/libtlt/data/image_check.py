@@ -12,6 +12,7 @@ TensorFlow is imported inside the functions; importing this module is light.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 #: Tag of the assertion message (parsed by :func:`undecodable_image`).
@@ -67,6 +68,22 @@ def undecodable_image(message: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group("path"), match.group("reason").strip()
+
+
+def find_undecodable(paths: Iterable[str]) -> tuple[str, str] | None:
+    """The first of ``paths`` that Pillow cannot decode completely, with the reason; None if all decode.
+
+    Why: TensorFlow's decoder error names no file; this runs only after such a failure, to name it.
+    """
+    from PIL import Image
+
+    for path in dict.fromkeys(paths):
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for bad image data
+            return path, f"not a decodable image ({err})"
+    return None
 
 
 def is_decoder_error(message: str) -> bool:

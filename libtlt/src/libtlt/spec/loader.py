@@ -33,6 +33,9 @@ class LoadedSpec(Generic[M]):
     message: M
     path: str
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: "text" (protobuf text format, the 000 prototxt form) or "yaml" (the 003 form): some defaults
+    #: depend on it (an unwritten prototxt scalar is proto3's zero in the original toolkit).
+    syntax: str = "text"
 
     def locate(self, field_path: str) -> str:
         """``file:line:column`` of ``field_path`` (or of its closest written ancestor, or the file)."""
@@ -162,7 +165,7 @@ def _load_yaml(text: str, message_type: type[M], name: str) -> LoadedSpec[M]:
     positions: dict[str, tuple[int, int]] = {}
     if node is not None:
         _YamlWalker(name, positions).fill(message, node, data, [])
-    return LoadedSpec(message, name, positions)
+    return LoadedSpec(message, name, positions, syntax="yaml")
 
 
 _INT_RANGES = {

@@ -20,11 +20,13 @@ from libtlt.archs.classification.classification_label_encoder import (
     ClassificationLabelEncoder,
 )
 from libtlt.errors import SpecError, UnsupportedError
+from libtlt.log import get_logger
 from libtlt.registry import TrainingData, TrainPlan
 from libtlt.spec import LoadedSpec
 from libtlt.spec.backbones import backbone_name
 from libtlt.spec.protos import classification_pb2 as pb
 
+logger = get_logger("libtlt.archs.classification")
 NAME = "classification"
 
 #: Used when a spec has no lr_config (the 003 sample's scheduler).
@@ -157,7 +159,9 @@ class ClassificationArchitecture:
 
     def label_encoder(self, spec: LoadedSpec[pb.Experiment], num_classes: int | None = None) -> ClassificationLabelEncoder:
         classes = num_classes if num_classes is not None else len(self.classes_from_folders(spec))
-        return ClassificationLabelEncoder(classes, experiment(spec).train_config.label_smoothing)
+        from libtlt.data.classification import augment_settings
+
+        return ClassificationLabelEncoder(classes, augment_settings(spec).label_smoothing)
 
     def loss(self, spec: LoadedSpec[pb.Experiment]) -> Any:
         import keras
@@ -179,7 +183,13 @@ class ClassificationArchitecture:
     # ------------------------------------------------------------------------------ data
     def training_data(self, spec: LoadedSpec[pb.Experiment], *, batch_size: int, seed: int | None = None,
                       strict: bool = False) -> TrainingData:
-        from libtlt.data.classification import dataset_steps, input_config_from_spec, make_dataset, scan_folder
+        from libtlt.data.classification import (
+            augment_settings,
+            dataset_steps,
+            input_config_from_spec,
+            make_dataset,
+            scan_folder,
+        )
 
         exp = experiment(spec)
         train_root = self._train_path(spec)
@@ -192,12 +202,14 @@ class ClassificationArchitecture:
         if len(train_index) < batch_size:
             raise SpecError(f"the training set has {len(train_index)} images, fewer than one batch ({batch_size})",
                             location=spec.locate("train_config.batch_size_per_gpu"))
-        train = make_dataset(train_index, input_config_from_spec(exp, training=True), batch_size=batch_size,
+        logger.info("Training augmentation: %s", augment_settings(spec).describe())
+        _warn_without_batch_norm(spec, exp)
+        train = make_dataset(train_index, input_config_from_spec(spec, training=True), batch_size=batch_size,
                              training=True, seed=seed or 0, drop_remainder=True, repeat=True)
         validation_ds, validation_steps = None, None
         if val_root is not None:
             val_index = scan_folder(val_root, class_map=class_map, strict=strict)
-            validation_ds = make_dataset(val_index, input_config_from_spec(exp, training=False),
+            validation_ds = make_dataset(val_index, input_config_from_spec(spec, training=False),
                                          batch_size=batch_size, training=False)
             validation_steps = dataset_steps(len(val_index), batch_size)
         return TrainingData(
@@ -213,6 +225,8 @@ class ClassificationArchitecture:
 
     def metadata(self, spec: LoadedSpec[pb.Experiment], classes: Sequence[str]) -> dict[str, Any]:
         """What a saved classification model records (read by tlt-evaluate, tlt-infer, tlt-export)."""
+        from libtlt.data.classification import augment_settings
+
         exp = experiment(spec)
         model = exp.model_config
         interpolation = pb.InterpolationMethod.Name(model.resize_interpolation_method).lower()
@@ -230,6 +244,7 @@ class ClassificationArchitecture:
             "preprocess_mode": exp.data.preprocess_mode,
             "image_mean": list(exp.data.image_mean) or None,
             "interpolation": interpolation,
+            "center_crop": augment_settings(spec).center_crop,
             "spec": text,
         }
 
@@ -240,6 +255,17 @@ class ClassificationArchitecture:
             raise SpecError("train_dataset_path is required for training (a folder of class sub-folders)",
                             location=spec.locate(where), field=f"{where}.train_dataset_path")
         return train.train_dataset_path
+
+
+def _warn_without_batch_norm(spec: LoadedSpec[pb.Experiment], exp: pb.Experiment) -> None:
+    """Say so when the network has no batch normalization: a spec that does not write use_batch_norm gets none."""
+    if exp.model_config.use_batch_norm or resolve_backbone(spec).startswith("efficientnet"):
+        return
+    hint = (" With preprocess_mode 'caffe' (inputs of about ±128) such a network usually diverges."
+            if exp.data.preprocess_mode == "caffe" else "")
+    logger.warning("%s: use_batch_norm is off, so the %s has no batch normalization layers.%s Set "
+                   "use_batch_norm: true unless that is what you want.", spec.locate("model_config.use_batch_norm"),
+                   resolve_backbone(spec), hint)
 
 
 def check_supported(spec: LoadedSpec[pb.Experiment]) -> None:

@@ -1,0 +1,270 @@
+"""tlt-train classification accuracy against plain Keras peers on real images (issue 12 §1, §1b).
+
+Data: scikit-learn's handwritten digits (1,797 real 8×8 scans of 10 digits, shipped inside the package,
+no download), scaled to 32×32 RGB PNGs in class folders; a stratified split keeps 25 % (450 images)
+as the held-out test set that neither side trains on.
+
+For every backbone family, three runs on the same images with the same epochs, batch, optimizer and
+learning-rate schedule (tlt's own, built by ``tlt_train.train._optimizer`` for the peer):
+
+* tlt, prototxt form (000 §7.1 layout, caffe preprocessing): ``tlt-train classification`` and
+  ``tlt-evaluate classification`` as commands; the augmentation fields are not written (the prototxt
+  defaults: off);
+* tlt, YAML form (003 layout, torch preprocessing as in the 003 sample): the same settings,
+  augmentation switched off explicitly;
+* the peer: the ``keras.applications`` model of the family where Keras has one (VGG16, MobileNet,
+  MobileNetV2, EfficientNetB0, with its own ``preprocess_input``), otherwise (ResNet18, DarkNet19,
+  GoogLeNet, SqueezeNet) the same network tlt builds; trained with a bare ``model.fit`` on the decoded
+  images held in memory, no callbacks.
+
+Goals: tlt's test accuracy ≥ the peer's − 0.01 for ResNet18 in the prototxt form (§1), and in every
+family and form tlt's final training accuracy ≥ the peer's − 0.02 (§1b). Every number is printed and
+kept in the benchmark's extra_info.
+
+Run: .venv/bin/python -m pytest bench/test_classification_accuracy_bench.py --benchmark-only -q -s
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+datasets = pytest.importorskip("sklearn.datasets")
+
+from libtlt.data.classification import input_config_from_spec, preprocess  # noqa: E402
+from libtlt.registry import get_architecture  # noqa: E402
+from tlt_train.train import _optimizer, load_experiment_spec  # noqa: E402
+
+SIZE, EPOCHS, BATCH, LR = 32, 10, 32, 0.05
+KEY = "bench"
+TEST_FRACTION = 0.25
+SEED = 0
+TEST_GOAL, TRAIN_GOAL = 0.01, 0.02
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Family:
+    """A backbone family: tlt's spec names and the Keras peer (``None``: the network tlt builds)."""
+
+    label: str
+    arch: str
+    layers: int | None
+    peer: str | None
+    peer_preprocess: str | None = None
+
+
+FAMILIES = [
+    Family("resnet18", "resnet", 18, None),
+    Family("vgg16", "vgg", 16, "VGG16", "vgg16"),
+    Family("mobilenet_v1", "mobilenet_v1", None, "MobileNet", "mobilenet"),
+    Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2"),
+    Family("efficientnet_b0", "efficientnet-b0", None, "EfficientNetB0", "efficientnet"),
+    Family("darknet19", "darknet", 19, None),
+    Family("googlenet", "googlenet", None, None),
+    Family("squeezenet", "squeezenet", None, None),
+]
+
+PROTOTXT = """model_config {{
+  arch: "{arch}"
+  {layers_line}
+  use_batch_norm: true
+  all_projections: true
+  input_image_size: "3,{size},{size}"
+}}
+train_config {{
+  train_dataset_path: "{root}/train"
+  val_dataset_path: "{root}/test"
+  optimizer: "sgd"
+  batch_size_per_gpu: {batch}
+  n_epochs: {epochs}
+  checkpoint_interval: {epochs}
+  random_seed: 1
+  reg_config {{ type: "L2" scope: "Conv2D,Dense" weight_decay: 0.00005 }}
+  lr_config {{ scheduler: "soft_anneal" learning_rate: {lr} soft_start: 0.056 annealing_points: "0.3,0.6,0.8"
+              annealing_divider: 10.0 }}
+}}
+eval_config {{
+  eval_dataset_path: "{root}/test"
+  model_path: "{model}"
+  top_k: 1
+  batch_size: 64
+}}
+augment {{ disable_horizontal_flip: true }}
+"""
+
+YAML = """model:
+  arch: '{arch}'
+  {layers_line}
+  use_batch_norm: True
+  all_projections: True
+  input_image_size: [3,{size},{size}]
+data:
+  train_dataset_path: "{root}/train"
+  val_dataset_path: "{root}/test"
+  preprocess_mode: 'torch'
+augment:
+  enable_random_crop: False
+  enable_center_crop: False
+  enable_color_augmentation: False
+  disable_horizontal_flip: True
+  mixup_alpha: 0.0
+train:
+  batch_size_per_gpu: {batch}
+  num_epochs: {epochs}
+  checkpoint_interval: {epochs}
+  random_seed: 1
+  label_smoothing: 0.0
+  optim_config:
+    optimizer: 'sgd'
+  lr_config:
+    scheduler: 'soft_anneal'
+    learning_rate: {lr}
+    soft_start: 0.056
+    annealing_points: [0.3, 0.6, 0.8]
+    annealing_divider: 10.0
+  reg_config:
+    type: 'L2'
+    scope: ['conv2d', 'dense']
+    weight_decay: 0.00005
+evaluate:
+  dataset_path: "{root}/test"
+  model_path: "{model}"
+  top_k: 1
+  batch_size: 64
+"""
+
+
+@dataclass(frozen=True)
+class Digits:
+    root: Path
+    train_images: np.ndarray  # [N, 32, 32, 3] uint8
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def _digit_image(pixels: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    gray = Image.fromarray((pixels * (255.0 / 16.0)).round().astype(np.uint8))
+    return np.asarray(gray.resize((SIZE, SIZE), Image.Resampling.BILINEAR).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
+    from PIL import Image
+
+    data = datasets.load_digits()
+    rng = np.random.default_rng(SEED)
+    test_mask = np.zeros(len(data.target), bool)
+    for digit in range(10):  # stratified: the same fraction of every digit is held out
+        members = np.flatnonzero(data.target == digit)
+        test_mask[rng.choice(members, round(len(members) * TEST_FRACTION), replace=False)] = True
+    images = np.stack([_digit_image(p) for p in data.images])
+    root = tmp_path_factory.mktemp("digits")
+    for i, (image, label) in enumerate(zip(images, data.target, strict=True)):
+        folder = root / ("test" if test_mask[i] else "train") / f"digit_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return Digits(root, images[~test_mask], data.target[~test_mask], images[test_mask], data.target[test_mask])
+
+
+def _write_spec(family: Family, form: str, digits: Digits, outdir: Path) -> Path:
+    model = outdir / "results" / "weights" / f"model_{EPOCHS:03d}.tlt"
+    layers_line = f"n_layers: {family.layers}" if family.layers is not None else ""
+    template = PROTOTXT if form == "prototxt" else YAML
+    spec = outdir / ("spec.txt" if form == "prototxt" else "spec.yaml")
+    spec.write_text(template.format(arch=family.arch, layers_line=layers_line, size=SIZE, root=digits.root,
+                                    batch=BATCH, epochs=EPOCHS, lr=LR, model=model), encoding="utf-8")
+    return spec
+
+
+def _run(*args: str | Path) -> None:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=3600)
+    if result.returncode != 0:
+        raise AssertionError(f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+
+
+def run_tlt(family: Family, form: str, digits: Digits, outdir: Path) -> dict[str, float]:
+    """tlt-train then tlt-evaluate as commands; final training accuracy and held-out accuracy."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    spec = _write_spec(family, form, digits, outdir)
+    results = outdir / "results"
+    start = time.perf_counter()
+    _run(BIN / "tlt-train", "classification", "-e", spec, "-r", results, "-k", KEY)
+    seconds = time.perf_counter() - start
+    with open(results / "training.csv", newline="", encoding="utf-8") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    _run(BIN / "tlt-evaluate", "classification", "-e", spec, "-k", KEY)
+    report = json.loads(next(results.rglob("evaluation.json")).read_text(encoding="utf-8"))
+    return {"train_accuracy": float(last["accuracy"]), "test_accuracy": float(report["accuracy"]),
+            "seconds": seconds}
+
+
+def run_peer(family: Family, digits: Digits, spec_path: Path) -> dict[str, float]:
+    """The peer with a bare ``model.fit``: same images, epochs, batch, optimizer and schedule."""
+    arch = get_architecture("classification")
+    spec = load_experiment_spec(arch, spec_path)
+    plan = arch.train_plan(spec)
+    steps = len(digits.train_labels) // BATCH
+    onehot = np.eye(10, dtype=np.float32)
+    y_train, y_test = onehot[digits.train_labels], onehot[digits.test_labels]
+    keras.utils.set_random_seed(1)
+    if family.peer is None:  # the same network tlt builds, NCHW input, the spec's preprocessing
+        model = arch.build(spec, [f"digit_{d}" for d in range(10)])
+        mode = input_config_from_spec(spec, training=False).preprocess_mode
+        x_train, x_test = preprocess(digits.train_images, mode), preprocess(digits.test_images, mode)
+    else:
+        applications = keras.applications
+        module = getattr(applications, family.peer_preprocess or "")
+        backbone = getattr(applications, family.peer)(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+        inputs = keras.Input((SIZE, SIZE, 3))
+        features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(features))
+        x_train = module.preprocess_input(digits.train_images.astype(np.float32))
+        x_test = module.preprocess_input(digits.test_images.astype(np.float32))
+    model.compile(optimizer=_optimizer(plan, steps, 1), loss="categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x_train[:steps * BATCH], y_train[:steps * BATCH], batch_size=BATCH, epochs=EPOCHS,
+                        shuffle=True, verbose=0)
+    seconds = time.perf_counter() - start
+    _, test_accuracy = model.evaluate(x_test, y_test, batch_size=64, verbose=0)
+    return {"train_accuracy": float(history.history["accuracy"][-1]), "test_accuracy": float(test_accuracy),
+            "seconds": seconds}
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=[f.label for f in FAMILIES])
+def test_tlt_train_matches_a_plain_keras_peer(benchmark: Any, family: Family, digits: Digits,
+                                             tmp_path: Path) -> None:
+    runs: dict[str, dict[str, float]] = {}
+
+    def prototxt() -> None:
+        runs["prototxt"] = run_tlt(family, "prototxt", digits, tmp_path / "prototxt")
+
+    benchmark.pedantic(prototxt, rounds=1, iterations=1)
+    runs["yaml"] = run_tlt(family, "yaml", digits, tmp_path / "yaml")
+    runs["peer"] = run_peer(family, digits, tmp_path / "prototxt" / "spec.txt")
+    benchmark.extra_info.update({name: {k: round(v, 4) for k, v in r.items()} for name, r in runs.items()})
+    peer_name = f"keras.applications.{family.peer}" if family.peer else "same network, bare model.fit"
+    print(f"\n{family.label} ({len(digits.train_labels)} train / {len(digits.test_labels)} test digits, {SIZE}x{SIZE}, "
+          f"{EPOCHS} epochs): " + "; ".join(
+              f"{name}: train {r['train_accuracy']:.4f} test {r['test_accuracy']:.4f} ({r['seconds']:.0f} s)"
+              for name, r in runs.items()) + f" [peer: {peer_name}]")
+    peer = runs["peer"]
+    for form in ("prototxt", "yaml"):
+        assert runs[form]["train_accuracy"] >= peer["train_accuracy"] - TRAIN_GOAL, (form, runs)
+    if family.label == "resnet18":
+        assert runs["prototxt"]["test_accuracy"] >= peer["test_accuracy"] - TEST_GOAL, runs
