@@ -38,3 +38,16 @@ def test_a_swallowed_interrupt_is_raised_again_at_the_next_safe_point() -> None:
             os.kill(os.getpid(), signal.SIGHUP)
         with interrupts.deferred():
             pass
+
+
+def test_a_signal_ignored_at_start_stays_ignored() -> None:
+    """``nohup`` ignores SIGHUP and a shell's background job SIGINT; the tool must keep it that way."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with interrupts.handlers_installed():
+            os.kill(os.getpid(), signal.SIGHUP)
+            with interrupts.deferred():
+                pass
+            assert interrupts.pending() is None
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -35,6 +35,13 @@ CASES = [
 ]
 
 
+def default_signals() -> None:
+    """In the child: SIGINT as at a terminal, even when the test run itself is a background job (whose
+    SIGINT is ignored, and a tool rightly keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class Run:
     """A tlt-augment run whose stderr is read as it comes (to know when it has started)."""
 
@@ -42,7 +49,7 @@ class Run:
         self.output = output
         self.process = subprocess.Popen(
             [faults.tool("tlt-augment"), "-d", str(dataset), "-a", str(spec), "-o", str(output), "-j", str(workers)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, preexec_fn=default_signals)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -194,7 +201,7 @@ def test_sigterm_stops_dataset_convert_with_nothing_written(faults: ModuleType, 
     out.mkdir()
     (out / "kitti_warning.json").write_text("earlier\n")
     process = subprocess.Popen([faults.tool("tlt-dataset-convert"), "-d", str(spec), "-o", str(out / "kitti")],
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     assert process.stderr is not None
     first = process.stderr.readline()  # the tool has started: the spec is loaded
     assert "[INFO]" in first, first

@@ -68,7 +68,8 @@ def _installed(arm: bool) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS}
+    # A signal ignored when the tool started stays ignored: nohup's SIGHUP, a background job's SIGINT.
+    previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
     was_armed = _State.armed
     _State.installed += 1
     try:
