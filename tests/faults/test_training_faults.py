@@ -181,7 +181,10 @@ def detectnet_spec(root: Path) -> str:
     return text
 
 
-def test_truncated_image_in_detectnet_training_names_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_undecodable_image_in_detectnet_training_names_the_file(tmp_path: Path, damage: str) -> None:
+    """``truncated``: cut in half (caught in the graph by the missing IEND chunk); ``corrupt``: complete
+    but with zeroed data in the middle (TensorFlow's decoder fails naming nothing; tlt-train finds it)."""
     root = tmp_path / "data"
     generate_detection_dataset(root, num_images=6, width=480, height=272, seed=5, objects_per_image=(1, 2))
     (tmp_path / "convert.txt").write_text(kitti_convert_spec(root, val_split=20, num_shards=1))
@@ -191,8 +194,13 @@ def test_truncated_image_in_detectnet_training_names_the_file(tmp_path: Path) ->
     # The images break after conversion (a copy cut short): training is what meets them.
     images = sorted((root / "images").glob("*.png"))
     for image in images:
-        data = image.read_bytes()
-        image.write_bytes(data[: len(data) // 2])
+        data = bytearray(image.read_bytes())
+        middle = len(data) // 2
+        if damage == "truncated":
+            del data[middle:]
+        else:
+            data[middle:middle + 256] = bytes(256)
+        image.write_bytes(bytes(data))
     spec = tmp_path / "spec.txt"
     spec.write_text(detectnet_spec(root))
     results = tmp_path / "results"
@@ -200,6 +208,7 @@ def test_truncated_image_in_detectnet_training_names_the_file(tmp_path: Path) ->
     assert run.returncode == 2, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
     [line] = error_lines(run.stderr)
-    assert "truncated" in line and any(str(image) in line for image in images), line
+    reason = "truncated" if damage == "truncated" else "not a decodable image"
+    assert reason in line and any(line.startswith(f"Error: {image}:") for image in images), line
     last = status_lines(results)[-1]
-    assert last["status"] == "FAILED" and "truncated" in last["message"]
+    assert last["status"] == "FAILED" and reason in last["message"]

@@ -82,7 +82,8 @@ class TrainingData:
     ``steps_per_epoch`` batches. ``validation`` (or ``None``) is finite, ``validation_steps`` batches.
     ``classes`` are the class names in network output order. ``files`` are extra result files
     (name relative to the results directory → text, e.g. ``classmap.json``); ``metadata`` is what the
-    saved ``.tlt`` models record (docs/formats.md).
+    saved ``.tlt`` models record (docs/formats.md). ``images`` (optional) lists the image files the
+    pipelines read, so that when TensorFlow fails to decode one without naming it, tlt-train can find it.
     """
 
     train: Any
@@ -93,6 +94,7 @@ class TrainingData:
     validation_steps: int | None = None
     files: Mapping[str, str] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    images: Sequence[str] = ()
 
 
 @runtime_checkable

@@ -25,8 +25,8 @@ PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 _MESSAGE = re.compile(re.escape(MARKER) + r"\]\s*\[(?:b['\"])?(?P<path>.*?)(?:['\"])?\]\s*\[(?P<reason>[^\]]*)\]")
 #: TensorFlow decoder messages that mean "this file is not a decodable image".
-_DECODER_ERRORS = re.compile(r"Invalid PNG|Invalid JPEG|jpeg|png|Input is empty|Unknown image file format|"
-                             r"decode|corrupt|truncated", re.IGNORECASE)
+_DECODER_ERRORS = re.compile(r"Invalid PNG|Invalid JPEG|JPEG|Input is empty|Unknown image file format|"
+                             r"decode_image|DecodeImage|DecodePng|DecodeJpeg|DecodeBmp|DecodeGif", re.IGNORECASE)
 
 
 def image_complete(contents: Any) -> Any:
@@ -86,6 +86,10 @@ def find_undecodable(paths: Iterable[str]) -> tuple[str, str] | None:
     return None
 
 
-def is_decoder_error(message: str) -> bool:
-    """Whether a TensorFlow error's text looks like an image decoder's (a corrupt file it cannot name)."""
-    return bool(_DECODER_ERRORS.search(message.splitlines()[0] if message else ""))
+def decoder_error_line(message: str) -> str | None:
+    """The line of a TensorFlow error's text that is an image decoder's complaint (a corrupt file it
+    cannot name, e.g. ``Invalid PNG data, size 247449``), or None when it is some other error."""
+    for line in message.splitlines():
+        if _DECODER_ERRORS.search(line):
+            return line.strip()
+    return None

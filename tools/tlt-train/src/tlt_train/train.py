@@ -201,9 +201,15 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
                  *training_callbacks(results, batch_size=batch_size, is_chief=chief, progress=progress), checkpoint,
                  *extra_callbacks]
     started = time.perf_counter()
-    history = model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=data.steps_per_epoch, validation_data=data.validation,
-                        validation_steps=data.validation_steps, callbacks=callbacks, shuffle=False, verbose=0)
+    try:
+        history = model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=data.steps_per_epoch, validation_data=data.validation,
+                            validation_steps=data.validation_steps, callbacks=callbacks, shuffle=False, verbose=0)
+    except Exception as err:
+        error = training_error(err, data.images)
+        if error is err:
+            raise
+        raise error from err
     seconds = time.perf_counter() - started
     final = checkpoint.saved[-1] if checkpoint.saved else results / "weights" / f"{plan.model_name}_{plan.epochs:03d}.tlt"
     if chief:
@@ -244,23 +250,30 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def training_error(err: BaseException) -> BaseException:
+def training_error(err: BaseException, images: Sequence[str] = ()) -> BaseException:
     """The error to report for ``err``: TensorFlow's failure on an undecodable image becomes a
-    ``DataError`` naming the file (exit status 2); anything else is returned unchanged."""
+    ``DataError`` naming the file (exit status 2); anything else is returned unchanged.
+
+    The file comes from the error (``libtlt.data.image_check.checked_decode``) or, for a decoder error
+    that names none, from decoding ``images`` (the training data's files) until one fails."""
     tf = sys.modules.get("tensorflow")
     if tf is None or not isinstance(err, tf.errors.OpError):
         return err
-    from libtlt.data.image_check import is_decoder_error, undecodable_image
+    from libtlt.data.image_check import decoder_error_line, find_undecodable, undecodable_image
 
     message = str(err.message or err)
     found = undecodable_image(message)
     if found is not None:
         return DataError(f"cannot read the image: {found[1]}", location=found[0])
-    if is_decoder_error(message):
-        first = message.strip().splitlines()[0]
-        return DataError(f"an image of the dataset could not be decoded (TensorFlow: {first[:300]}); "
-                         "re-run tlt-dataset-convert to find it")
-    return err
+    complaint = decoder_error_line(message)
+    if complaint is None:
+        return err
+    if images:
+        logger.info("TensorFlow could not decode an image; checking the %d image files to name it", len(images))
+        found = find_undecodable(images)
+        if found is not None:
+            return DataError(f"cannot read the image: {found[1]}", location=found[0])
+    return DataError(f"an image of the dataset could not be decoded (TensorFlow: {complaint[:300]})")
 
 
 def _record_failure(results: Path, error: BaseException, *, created: bool, key: str) -> None:

@@ -413,7 +413,7 @@ class DetectNetV2Architecture:
         import tensorflow as tf
 
         classes = class_names(spec)
-        train, _val = split_frames(spec, classes)
+        train, val = split_frames(spec, classes)
         if len(train) < batch_size:
             raise SpecError(f"the training set has {len(train)} images, fewer than one batch ({batch_size})",
                             location=spec.locate("training_config.batch_size_per_gpu"))
@@ -434,6 +434,7 @@ class DetectNetV2Architecture:
             classes=classes,
             files={"labels.txt": labels},
             metadata=metadata(spec, classes),
+            images=[frame.image_path for frame in (*train, *val)],
         )
 
     def training_callbacks(self, spec: LoadedSpec[Any], data: TrainingData, model: Any) -> list[Any]:
