@@ -176,10 +176,18 @@ def test_dataset_convert_removes_staging_folders_of_dead_runs_only(faults: Modul
         assert len(before) == 2
         owners = {json.loads((d / "owner.json").read_text())["pid"]: d for d in before}
         assert live.pid in owners
+        dead_pid = next(pid for pid in owners if pid != live.pid)
+        # Without owner.json: a dead PID in the name; an earlier version's name, old and recent.
+        (out / f".tlt-dataset-convert.{dead_pid}.abcd1234.staging").mkdir()
+        old_version, recent = out / ".tlt-dataset-convert.k2j4h5g6.staging", out / ".tlt-dataset-convert.a1b2c3d4.staging"
+        old_version.mkdir()
+        recent.mkdir()
+        os.utime(old_version, (time.time() - 7200, time.time() - 7200))
 
         result = faults.run("tlt-dataset-convert", "-d", spec, "-o", out / "kitti")
         assert result.returncode == 0, result.stderr
-        assert _staging_dirs(out) == [owners[live.pid]], "the dead run's staging folder must go, the live one stay"
+        assert _staging_dirs(out) == sorted([owners[live.pid], recent]), \
+            "dead runs' staging folders must go; the live run's, and one that may be starting, stay"
         assert "left by an interrupted run" in result.stderr
     finally:
         live.kill()

@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ LOGGER = get_logger("tlt_dataset_convert.output")
 STAGING_PREFIX = ".tlt-dataset-convert."
 STAGING_SUFFIX = ".staging"
 OWNER_FILE = "owner.json"
+#: Age after which a staging folder without owner record (made by an earlier version) is stale.
+STALE_SECONDS = 3600
 
 
 @dataclass
@@ -69,7 +72,11 @@ def _owner() -> dict[str, object]:
 def _is_dead(owner: Mapping[str, object]) -> bool:
     """True only when ``owner`` ran on this host and that process is gone (or its PID was reused)."""
     pid = owner.get("pid")
-    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if pid == -1:  # an earlier version's folder, old enough
+        return True
+    if pid <= 0:
         return False
     if not Path("/proc/self/stat").exists():  # pragma: no cover - not Linux: PID alone
         try:
@@ -79,7 +86,24 @@ def _is_dead(owner: Mapping[str, object]) -> bool:
         except OSError:
             return False
         return False
-    return _start_time(pid) != owner.get("start_time")
+    now = _start_time(pid)
+    recorded = owner.get("start_time")
+    return now is None or (recorded is not None and now != recorded)
+
+
+def _owner_from_name(staging: Path) -> dict[str, object] | None:
+    """Without ``owner.json``: a run just starting (the PID in the name is alive, or the folder is
+    new) is left alone; a folder of an earlier version (no PID in its name) counts as dead after
+    ``STALE_SECONDS``."""
+    middle = staging.name[len(STAGING_PREFIX):-len(STAGING_SUFFIX)].split(".")
+    if len(middle) == 2 and middle[0].isdigit():
+        pid = int(middle[0])
+        return {"host": socket.gethostname(), "pid": pid, "start_time": None}
+    try:
+        age = time.time() - staging.stat().st_mtime
+    except OSError:
+        return None
+    return {"host": socket.gethostname(), "pid": -1} if age > STALE_SECONDS else None
 
 
 def remove_stale_staging(folder: Path) -> list[Path]:
@@ -89,7 +113,7 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         try:
             owner = json.loads((staging / OWNER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue  # an older format or a run just starting: not provably dead
+            owner = _owner_from_name(staging)
         if isinstance(owner, dict) and _is_dead(owner):
             shutil.rmtree(staging, ignore_errors=True)
             LOGGER.info("Removed %s, left by an interrupted run (PID %s)", staging, owner.get("pid"))
