@@ -6,8 +6,9 @@ on a lock forever, and a SIGKILLed parent left its workers running. Here each wo
 the parent has no threads, and everything runs under :func:`libtlt.interrupts.deferred`:
 
 * workers ignore SIGINT/SIGTERM and get SIGKILL when the parent dies (``detach_worker``);
-* on a signal the parent stops handing out tasks, lets running tasks finish for at most ``grace``
-  seconds, SIGKILLs what is left and raises :class:`~libtlt.interrupts.Interrupted`;
+* on a signal the parent stops handing out tasks (queued ones are skipped, a shared flag tells the
+  workers), lets running tasks finish for at most ``grace`` seconds, SIGKILLs what is left and raises
+  :class:`~libtlt.interrupts.Interrupted`;
   :attr:`WorkerPool.abandoned` then lists the tasks that were in progress in a killed worker (their
   outputs may be incomplete; tasks queued behind them never started);
 * on a task's error the running tasks finish (their outputs are whole) and the error is raised.
@@ -41,8 +42,11 @@ class WorkerError(RuntimeError):
     """A worker raised an exception that could not be sent back as itself (its traceback is the message)."""
 
 
+_OK, _FAILED, _SKIPPED = 0, 1, 2
+
+
 def _worker_main(conn: Connection, func: Callable[[Any], Any], initializer: Callable[..., None] | None,
-                 initargs: tuple[Any, ...], parent_pid: int) -> None:
+                 initargs: tuple[Any, ...], parent_pid: int, stop: Any) -> None:
     interrupts.detach_worker(parent_pid)
     if initializer is not None:
         initializer(*initargs)
@@ -53,21 +57,24 @@ def _worker_main(conn: Connection, func: Callable[[Any], Any], initializer: Call
             return
         if message is None:
             return
+        if stop.value:  # the parent is stopping: queued tasks are not started
+            conn.send((_SKIPPED, None))
+            continue
         try:
-            reply: tuple[bool, Any] = (True, func(message))
+            reply: tuple[int, Any] = (_OK, func(message))
         except BaseException as err:  # every failure goes back to the parent
-            reply = (False, err)
+            reply = (_FAILED, err)
         try:
             conn.send(reply)
         except Exception:  # an unpicklable exception or result
-            conn.send((False, WorkerError(traceback.format_exc())))
+            conn.send((_FAILED, WorkerError(traceback.format_exc())))
 
 
 class WorkerPool(Generic[T, R]):
     """``workers`` forked processes running ``func``; :meth:`imap_unordered` yields results as they finish."""
 
     def __init__(self, func: Callable[[T], R], workers: int, *, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = (), per_worker: int = 2, grace: float = DEFAULT_GRACE):
+                 initargs: tuple[Any, ...] = (), per_worker: int = 4, grace: float = DEFAULT_GRACE):
         self.func = func
         self.workers = workers
         self.initializer = initializer
@@ -84,12 +91,13 @@ class WorkerPool(Generic[T, R]):
         conns: list[Connection] = []
         outstanding: dict[Connection, deque[T]] = {}
         error: BaseException | None = None
+        stop = context.RawValue("b", 0)  # shared with the workers: start no queued task
         with interrupts.deferred():
             try:
                 for _ in range(self.workers):
                     parent_end, child_end = context.Pipe()
                     proc = context.Process(target=_worker_main, daemon=True,
-                                           args=(child_end, self.func, self.initializer, self.initargs, os.getpid()))
+                                           args=(child_end, self.func, self.initializer, self.initargs, os.getpid(), stop))
                     # Signals stay blocked across the fork, so a child never runs the parent's handler.
                     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, interrupts.SIGNALS)
                     try:
@@ -103,48 +111,54 @@ class WorkerPool(Generic[T, R]):
                 exhausted = False
                 deadline: float | None = None
                 while True:
-                    if error is None and interrupts.pending() is None and not exhausted:
-                        for conn in conns:
-                            while not exhausted and len(outstanding[conn]) < self.per_worker:
-                                task = next(queue, None)
-                                if task is None:
-                                    exhausted = True
-                                    break
-                                outstanding[conn].append(task)
-                                conn.send(task)
+                    while error is None and interrupts.pending() is None and not exhausted:
+                        hungry = [c for c in conns if len(outstanding[c]) < self.per_worker]
+                        if not hungry:
+                            break
+                        for conn in hungry:  # round robin: short task lists spread over all workers
+                            task = next(queue, None)
+                            if task is None:
+                                exhausted = True
+                                break
+                            outstanding[conn].append(task)
+                            conn.send(task)
                     busy = [c for c in conns if outstanding[c]]
                     if not busy:
                         break
                     timeout = _POLL
+                    if error is not None or interrupts.pending() is not None:
+                        stop.value = 1
                     if interrupts.pending() is not None:  # let running tasks finish, for a moment
                         deadline = deadline or time.monotonic() + self.grace
                         timeout = deadline - time.monotonic()
                         if timeout <= 0:
-                            break
+                            timeout = 0.0  # collect what is ready, then stop
                     for ready in wait(busy, timeout=min(timeout, _POLL)):
                         conn = cast(Connection, ready)
-                        ok, value = self._receive(conn, outstanding, procs[conns.index(conn)])
-                        if ok:
+                        kind, value = self._receive(conn, outstanding, procs[conns.index(conn)])
+                        if kind == _OK:
                             yield value
-                        elif error is None:
+                        elif kind == _FAILED and error is None:
                             error = value
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
             finally:
                 self._stop(procs, conns, outstanding)
         if error is not None:
             raise error
 
     def _receive(self, conn: Connection, outstanding: dict[Connection, deque[T]],
-                 proc: Any) -> tuple[bool, Any]:
+                 proc: Any) -> tuple[int, Any]:
         try:
-            ok, value = conn.recv()
+            kind, value = conn.recv()
         except (EOFError, OSError):
             proc.join(1.0)
             lost = outstanding[conn][0]
             self.abandoned.append(lost)  # the rest of its queue never started
             outstanding[conn].clear()
-            return False, WorkerError(f"a worker process died (exit code {proc.exitcode}) while working on {lost}")
+            return _FAILED, WorkerError(f"a worker process died (exit code {proc.exitcode}) while working on {lost}")
         outstanding[conn].popleft()
-        return ok, value
+        return kind, value
 
     def _stop(self, procs: list[Any], conns: list[Connection],
               outstanding: dict[Connection, deque[T]]) -> None:
