@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from libtlt.errors import DataError, TltError
 from libtlt.interrupts import Interrupted
 from libtlt.io.images import check_complete
 from libtlt.io.kitti import SkippedBoxes, pair_frames, read_label_lines
 from libtlt.log import get_logger
+from libtlt.log import progress as progress_bar
 from tlt_augment.spec import AugmentSpec, load_augment_spec
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _run(dataset_folder: str | Path, augmentation_proto: str | Path, output_data
     try:
         for folder in (augmentor.image_dir, augmentor.label_dir) + ((augmentor.annotated_dir,) if verbose else ()):
             folder.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=len(tasks)) as progress:
+        with progress_bar(total=len(tasks), desc="Augmenting", unit="frame") as progress:
             for result in run_frames(augmentor, tasks, workers):
                 kept += result.kept
                 dropped += result.dropped
