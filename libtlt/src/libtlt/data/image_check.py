@@ -12,8 +12,13 @@ TensorFlow is imported inside the functions; importing this module is light.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from libtlt.errors import DataError
+from libtlt.log import get_logger
+
+logger = get_logger(__name__)
 
 #: Tag of the assertion message (parsed by :func:`undecodable_image`).
 MARKER = "tlt-undecodable-image"
@@ -93,3 +98,24 @@ def decoder_error_line(message: str) -> str | None:
         if _DECODER_ERRORS.search(line):
             return line.strip()
     return None
+
+
+def image_error(message: str, images: Sequence[str] = (),
+                what: str = "an image of the dataset") -> DataError | None:
+    """A ``DataError`` naming the image behind a TensorFlow error's text, or None for another error.
+
+    The file comes from :func:`checked_decode`'s assertion or, for a decoder error that names none,
+    from decoding ``images`` (the pipeline's files) until one fails; failing that, the decoder's line.
+    """
+    found = undecodable_image(message)
+    if found is not None:
+        return DataError(f"cannot read the image: {found[1]}", location=found[0])
+    complaint = decoder_error_line(message)
+    if complaint is None:
+        return None
+    if images:
+        logger.info("TensorFlow could not decode an image; checking the %d image files to name it", len(images))
+        found = find_undecodable(images)
+        if found is not None:
+            return DataError(f"cannot read the image: {found[1]}", location=found[0])
+    return DataError(f"{what} could not be decoded (TensorFlow: {complaint[:300]})")

@@ -87,7 +87,10 @@ def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, k
                 num_images += len(truths)
                 bar.update(len(truths))
         except tf.errors.OpError as err:
-            raise DataError(f"an image of the dataset cannot be read ({err.message.splitlines()[0]})") from None
+            from libtlt.data.image_check import image_error
+
+            raise (image_error(err.message)
+                   or DataError(f"an image of the dataset cannot be read ({err.message.splitlines()[0]})")) from None
     result = evaluator.result()
     click.echo(format_table(result, median_seconds=float(np.median(seconds)) if seconds else None))
 

@@ -46,7 +46,10 @@ def write_detectnet_v2_tensorfile(experiment_spec_file: str | Path, output_path:
                 writer.append(images)
                 bar.update(1)
         except tf.errors.OpError as err:
-            raise DataError(f"an image of the {which} set cannot be read ({err.message.splitlines()[0]})") from None
+            from libtlt.data.image_check import image_error
+
+            raise (image_error(err.message, what=f"an image of the {which} set")
+                   or DataError(f"an image of the {which} set cannot be read ({err.message.splitlines()[0]})")) from None
         if len(writer) == 0:
             raise DataError(f"the {which} set holds fewer images than one batch "
                             f"(training_config.batch_size_per_gpu: {batch_size}): no tensorfile written",

@@ -259,21 +259,9 @@ def training_error(err: BaseException, images: Sequence[str] = ()) -> BaseExcept
     tf = sys.modules.get("tensorflow")
     if tf is None or not isinstance(err, tf.errors.OpError):
         return err
-    from libtlt.data.image_check import decoder_error_line, find_undecodable, undecodable_image
+    from libtlt.data.image_check import image_error
 
-    message = str(err.message or err)
-    found = undecodable_image(message)
-    if found is not None:
-        return DataError(f"cannot read the image: {found[1]}", location=found[0])
-    complaint = decoder_error_line(message)
-    if complaint is None:
-        return err
-    if images:
-        logger.info("TensorFlow could not decode an image; checking the %d image files to name it", len(images))
-        found = find_undecodable(images)
-        if found is not None:
-            return DataError(f"cannot read the image: {found[1]}", location=found[0])
-    return DataError(f"an image of the dataset could not be decoded (TensorFlow: {complaint[:300]})")
+    return image_error(str(err.message or err), images) or err
 
 
 def _record_failure(results: Path, error: BaseException, *, created: bool, key: str) -> None:
