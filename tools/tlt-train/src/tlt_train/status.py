@@ -346,8 +346,11 @@ def append_status(results_dir: str | Path, record: Mapping[str, Any], filename: 
 
 
 def redact(text: str, secrets: Sequence[str | None]) -> str:
-    """``text`` with every secret (the model key) replaced, for anything written or printed."""
+    """``text`` with every secret (the model key) replaced, for anything written or printed (the same
+    rule as the stored spec: secrets shorter than ``MIN_SECRET_LENGTH`` could be ordinary words)."""
+    from libtlt.spec.redact import MIN_SECRET_LENGTH, REDACTED
+
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<key>")
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            text = text.replace(secret, REDACTED)
     return text
