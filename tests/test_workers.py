@@ -9,7 +9,7 @@ import time
 import pytest
 
 from libtlt import interrupts
-from libtlt.workers import WorkerError, WorkerPool
+from libtlt.workers import WorkerError, WorkerPool, thread_map
 
 
 def _square_or_fail(task: int) -> int:
@@ -60,3 +60,18 @@ def test_a_signal_stops_the_pool_within_the_grace_period() -> None:
     assert raised.value.exit_status == 143
     assert time.monotonic() - started < 3.0
     assert pool.abandoned == [1000]
+
+
+def _check(item: int) -> int:
+    if item == 0:
+        raise ValueError("item 0 is bad")
+    time.sleep(0.02)
+    return item
+
+
+def test_thread_map_keeps_order_and_cancels_queued_calls_on_error() -> None:
+    assert thread_map(_check, range(1, 9), 3) == list(range(1, 9))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="item 0 is bad"):
+        thread_map(_check, range(400), 2)  # 400 × 20 ms on 2 threads would take 4 s
+    assert time.monotonic() - started < 1.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from libtlt.errors import DataError, TltError
 from libtlt.io.atomic import atomic_open
 from libtlt.io.images import is_image_file
 from libtlt.log import get_logger
+from libtlt.workers import thread_map
 
 logger = get_logger("tlt_infer.classification")
 
@@ -116,8 +116,7 @@ def _usable_images(directory: Path) -> list[Path]:
                         if not name.startswith(".") and is_image_file(name) and (directory / name).is_file())
     if not candidates:
         raise DataError("no .jpg, .jpeg or .png images in this directory", location=directory)
-    with ThreadPoolExecutor(max_workers=_CHECK_THREADS) as pool:
-        reasons = list(pool.map(check_image, candidates))
+    reasons = thread_map(check_image, candidates, _CHECK_THREADS)  # Ctrl-C stops it at once
     bad = [(p, r) for p, r in zip(candidates, reasons, strict=True) if r is not None]
     for path, reason in bad:
         logger.warning("Skipping %s: %s", path, reason)
