@@ -25,7 +25,7 @@ from typing import Any
 import onnx
 
 from libtlt.errors import DataError, ModelFileError, TltError, UnsupportedError
-from libtlt.io.atomic import check_writable, write_bytes, write_text
+from libtlt.io.atomic import check_writable, write_files
 from libtlt.io.calcache import CalibrationCache, read_calibration_cache
 from libtlt.log import get_logger
 from libtlt.runtime import onnx_precision
@@ -321,10 +321,11 @@ def _build_onnxruntime(data: bytes, engine_path: str | Path, sidecar: dict[str, 
         except Exception as err:  # onnxruntime's own exception types
             raise ModelFileError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
         engine_bytes = Path(options.optimized_model_filepath).read_bytes()
-    write_bytes(engine_path, engine_bytes)
     sidecar = {**sidecar, "backend": "onnxruntime", "onnxruntime_version": ort.__version__,
                "onnxruntime_optimization": level, "sha256": hashlib.sha256(engine_bytes).hexdigest()}
-    write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2) + "\n")
+    # The engine and its sidecar appear together or not at all (an engine without one cannot be opened).
+    write_files({Path(engine_path): engine_bytes,
+                 sidecar_path(engine_path): (json.dumps(sidecar, indent=2) + "\n").encode()})
     logger.info("onnxruntime engine (%s, %s optimizations) written to %s", sidecar["precision"], level, engine_path)
     return sidecar
 

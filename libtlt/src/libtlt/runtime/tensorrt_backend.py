@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from libtlt.errors import ModelFileError, UnsupportedError
-from libtlt.io.atomic import write_bytes, write_text
+from libtlt.io.atomic import write_files
 from libtlt.log import get_logger
 
 logger = get_logger(__name__)
@@ -140,8 +140,7 @@ def build_engine_file(onnx_bytes: bytes, engine_path: str | Path, *, profiles: S
                                    verbose=verbose)
     sidecar = {**dict(extra or {}), "backend": "tensorrt", "tensorrt_version": trt.__version__,
                **gpu_description(), "dla_core": dla_core, "sha256": hashlib.sha256(data).hexdigest()}
-    write_bytes(engine_path, data)
-    write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2) + "\n")
+    write_files({Path(engine_path): data, sidecar_path(engine_path): (json.dumps(sidecar, indent=2) + "\n").encode()})
     return sidecar
 
 
