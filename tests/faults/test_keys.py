@@ -123,6 +123,7 @@ def test_no_line_printed_holds_the_key(pipeline: dict[str, object]) -> None:
         assert KEY not in run.stdout + run.stderr, run.args
         assert KEY[::-1] not in run.stdout + run.stderr, run.args  # the wrong key is not quoted either
         assert "\r" not in run.stderr, run.args  # stderr is a pipe: plain progress lines, no bar updates
+        assert "I0000" not in run.stderr and "absl::InitializeLog" not in run.stderr, run.args  # no TF banners
     evaluate = runs[1]
     assert "Evaluating: " in evaluate.stderr and "%)" in evaluate.stderr  # one line per 10 % instead
 
