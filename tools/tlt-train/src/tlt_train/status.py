@@ -21,7 +21,7 @@ one-line message (:func:`append_status`; written by ``tlt_train.train``).
 Both text files are rewritten atomically (``libtlt.io.atomic``) at every epoch, so a kill -9 leaves
 the previous complete file, never a torn line. Each epoch is also logged as a TLT-style
 ``[INFO]`` line, and :class:`ProgressBar` draws a tqdm bar per epoch with the images/s rate (use it
-with ``fit(verbose=0)``).
+with ``fit(verbose=0)``) when stderr is a terminal; in a log file the ``[INFO]`` line is the progress.
 """
 
 from __future__ import annotations
