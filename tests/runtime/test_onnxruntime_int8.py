@@ -15,7 +15,7 @@ from libtlt.runtime.calibration import calibrate
 from libtlt.runtime.engine import build_engine, open_engine
 from libtlt.runtime.onnx_precision import insert_qdq
 from libtlt.runtime.onnxruntime_backend import OrtModel
-from libtlt.runtime.onnxruntime_int8 import integer_kernels
+from libtlt.runtime.onnxruntime_int8 import integer_kernels, saturating_u8s8
 from libtlt.runtime.sample_models import classifier_model, detectnet_like_model, image_batches
 
 SHAPE = (3, 32, 48)
@@ -78,3 +78,23 @@ def test_onnxruntime_int8_engine_runs_integer_kernels(tmp_path) -> None:
     got = open_engine(engine).run(images)["predictions/Softmax"]
     want = OrtModel(classifier.SerializeToString()).run(images)["predictions/Softmax"]
     assert np.abs(got - want).max() < 0.02
+
+
+def test_saturating_cpus_are_told_apart_by_their_flags() -> None:
+    assert saturating_u8s8("processor: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    assert not saturating_u8s8("flags\t\t: avx2 avx512f avx512_vnni\n")
+    assert not saturating_u8s8("flags\t\t: avx2 avx_vnni\n")
+    assert not saturating_u8s8("Features\t: fp asimd asimddp\n")  # aarch64 (Jetson): no such kernels
+
+
+def test_reduced_weight_range_doubles_only_weight_scales(calibrated) -> None:
+    model, scales = calibrated
+    source = insert_qdq(model, scales)
+    full = integer_kernels(source, scales, reduce_weight_range=False)
+    reduced = integer_kernels(source, scales, reduce_weight_range=True)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in full.graph.initializer}
+    weight_scales = {n.input[1] for n in full.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in inits}
+    assert weight_scales
+    for init in reduced.graph.initializer:
+        expected = inits[init.name] * (127 / 63) if init.name in weight_scales else inits[init.name]
+        np.testing.assert_allclose(onnx.numpy_helper.to_array(init), expected, rtol=1e-6)

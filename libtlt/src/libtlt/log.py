@@ -155,11 +155,13 @@ class PlainProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if self._next is not None and self.total and self.n >= self._next and self.n < self.total:
+        if self._next is not None and self.total and (self.n >= self._next or self.n >= self.total):
             self._logger.info("%s: %d/%d %s (%d%%)", self.desc, self.n, self.total, self.unit,
                               100 * self.n // self.total)
             while self._next <= self.n:
                 self._next += self._step or 1
+            if self.n >= self.total:
+                self._next = None  # the 100 % line is written once
 
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         """Ignored: the per-item numbers belong on a terminal bar."""
