@@ -27,7 +27,6 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from libtlt.errors import DataError, ModelFileError, SpecError
 from libtlt.io.atomic import write_text
 from libtlt.io.images import is_image_file
 from libtlt.log import get_logger
+from libtlt.workers import thread_map
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -234,8 +234,7 @@ def scan_folder(root: str | Path, class_map: ClassMap | None = None, *, strict: 
             raise DataError("empty class folder: no .jpg, .jpeg or .png images", location=folder)
         paths += images
         labels += [class_map.index(folder.name)] * len(images)
-    with ThreadPoolExecutor(max_workers=_SCAN_THREADS) as pool:
-        reasons = list(pool.map(check_image, paths))
+    reasons = thread_map(check_image, paths, _SCAN_THREADS)  # Ctrl-C cancels the queued checks
     skipped = tuple((p, r) for p, r in zip(paths, reasons, strict=True) if r is not None)
     if skipped:
         if strict:
