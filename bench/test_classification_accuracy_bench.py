@@ -182,7 +182,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
 
 
 def _write_spec(family: Family, form: str, digits: Digits, outdir: Path) -> Path:
-    model = outdir / "results" / "weights" / f"model_{EPOCHS:03d}.tlt"
+    model = outdir / "results" / "weights" / "model.tlt"  # tlt-train -n model
     layers_line = f"n_layers: {family.layers}" if family.layers is not None else ""
     template = PROTOTXT if form == "prototxt" else YAML
     spec = outdir / ("spec.txt" if form == "prototxt" else "spec.yaml")
@@ -204,7 +204,7 @@ def run_tlt(family: Family, form: str, digits: Digits, outdir: Path) -> dict[str
     spec = _write_spec(family, form, digits, outdir)
     results = outdir / "results"
     start = time.perf_counter()
-    _run(BIN / "tlt-train", "classification", "-e", spec, "-r", results, "-k", KEY)
+    _run(BIN / "tlt-train", "classification", "-e", spec, "-r", results, "-k", KEY, "-n", "model")
     seconds = time.perf_counter() - start
     with open(results / "training.csv", newline="", encoding="utf-8") as handle:
         last = list(csv.DictReader(handle))[-1]
