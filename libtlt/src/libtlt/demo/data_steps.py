@@ -12,7 +12,6 @@ from libtlt.samples.preview import classification_contact_sheet, detection_conta
 
 DETECTION_SIZE = (480, 272)
 CLASSIFICATION_CLASSES = ("circle", "triangle", "star")
-CLASSIFICATION_SPLITS = {"train": 40, "val": 10, "test": 10}
 
 
 def generate_detection_data(ctx: DemoContext) -> None:
@@ -33,7 +32,7 @@ def generate_detection_data(ctx: DemoContext) -> None:
 
 def generate_classification_data(ctx: DemoContext) -> None:
     sample = generate_classification_dataset(ctx.outdir / "data" / "classification", classes=CLASSIFICATION_CLASSES,
-                                             images_per_split=CLASSIFICATION_SPLITS, seed=ctx.seed)
+                                             images_per_split=ctx.size.classification_splits, seed=ctx.seed)
     ctx.results["classification"] = sample
     per_split = "; ".join(f"{split}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
                           for split, counts in sample.counts.items())
