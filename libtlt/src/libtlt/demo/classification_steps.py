@@ -24,7 +24,7 @@ train_config {
   optimizer: "adam"
   batch_size_per_gpu: 32
   n_epochs: %(epochs)d
-  checkpoint_interval: %(epochs)d
+  checkpoint_interval: 3
   random_seed: 1
   label_smoothing: 0.0
   reg_config { type: "L2" scope: "Conv2D,Dense" weight_decay: 0.00005 }
