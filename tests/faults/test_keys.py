@@ -140,6 +140,7 @@ def test_model_metadata_holds_no_key_and_the_etlt_no_spec(pipeline: dict[str, ob
     etlt_meta = load_model_file(pipeline["etlt"], KEY).metadata
     assert KEY not in repr(etlt_meta)
     assert "spec" not in etlt_meta and str(pipeline["base"]) not in repr(etlt_meta)  # no dataset paths
+    assert "training_state" not in etlt_meta  # no epoch counter or optimizer settings in a deployment file
     assert etlt_meta["classes"] == list(CLASSES) and etlt_meta["input_shape"] == [3, 32, 32]
     assert etlt_meta["center_crop"] is False
 
@@ -165,3 +166,17 @@ def test_key_sources_are_checked(pipeline: dict[str, object], tmp_path: Path) ->
     run = tlt("tlt-export", "classification", "-m", model, "--key_file", empty, "-o", tmp_path / "c")
     assert run.returncode == 2 and "empty" in run.stderr
     assert not any(tmp_path.glob("*.etlt")) and not (tmp_path / "a").exists()
+
+
+def test_an_engine_needs_no_key_and_a_model_file_says_how_to_give_one(pipeline: dict[str, object],
+                                                                       tmp_path: Path) -> None:
+    base = pipeline["base"]
+    assert isinstance(base, Path)
+    engine = base / "deploy" / "converted.engine"  # onnxruntime engine: plain, no key in it
+    run = tlt("tlt-infer", "classification", "-m", engine, "-d", base / "infer", "-cm",
+              base / "results" / "classmap.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    no_key = tlt("tlt-infer", "classification", "-m", pipeline["etlt"], "-d", base / "infer", "-cm",
+                 base / "results" / "classmap.json")
+    assert no_key.returncode == 2 and "encrypted model file" in no_key.stderr and "TLT_KEY" in no_key.stderr
+    assert len(no_key.stderr.strip().splitlines()) == 1, no_key.stderr

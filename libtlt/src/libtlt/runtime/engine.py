@@ -229,8 +229,9 @@ def _load(onnx_model: onnx.ModelProto | bytes) -> onnx.ModelProto:
         raise ModelFileError(f"not an ONNX model ({err})") from None
 
 
-#: Model metadata left out of an engine's plaintext sidecar: the spec text can hold the model key (003 `key:`).
-PRIVATE_METADATA = ("spec", "key")
+#: Model metadata that stays in training files: the spec text (dataset paths, a YAML spec's key) and
+#: the checkpoint's training state (epoch, optimizer settings), which deployment never reads.
+PRIVATE_METADATA = ("spec", "key", "training_state")
 
 
 def engine_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

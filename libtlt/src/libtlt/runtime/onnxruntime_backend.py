@@ -49,7 +49,7 @@ def read_onnx_source(path: str | Path, key: str | None = None) -> tuple[bytes, d
         raise ModelFileError("expected a model file, found a directory", location=where)
     if is_model_file(file_path):
         if not key:
-            raise ModelFileError("this is an encrypted model file: pass its key with -k", location=where)
+            raise ModelFileError("this is an encrypted model file: pass its key with -k, --key_file or $TLT_KEY", location=where)
         return load_etlt(file_path, key)
     data = file_path.read_bytes()
     import onnx

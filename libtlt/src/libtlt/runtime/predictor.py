@@ -131,7 +131,7 @@ def make_predictor(path: str | Path, key: str | None, framework: str | None = No
         raise ModelFileError("model file not found", location=path)
     if is_model_file(file_path):
         if not key:
-            raise ModelFileError("this is an encrypted model file: pass its key with -k", location=path)
+            raise ModelFileError("this is an encrypted model file: pass its key with -k, --key_file or $TLT_KEY", location=path)
         members = load_model_file(file_path, key).files
         if KERAS_MEMBER in members:
             if framework not in (None, "tlt"):
@@ -159,11 +159,16 @@ def make_predictor(path: str | Path, key: str | None, framework: str | None = No
 
 def _tensorrt_from_onnx(data: bytes, metadata: dict[str, Any], path: Path, precision: str,
                         cal_cache: str | Path | None) -> Predictor:
-    """Build a TensorRT engine from the ONNX bytes into a temporary directory and run it."""
-    engine_dir = tempfile.mkdtemp(prefix="tlt-engine-")
-    engine_path = Path(engine_dir) / "model.engine"
-    build_and_save_engine(data, engine_path, metadata, backend="tensorrt", precision=precision, cal_cache=cal_cache)
-    return _engine_predictor(engine_path, "tensorrt")
+    """Build a TensorRT engine from the ONNX bytes in a temporary directory and run it.
+
+    The engine is read into memory when it is opened, so the directory goes as soon as it is loaded
+    (each ``-f tensorrt`` run on an ``.etlt`` would otherwise leave an engine behind in /tmp).
+    """
+    with tempfile.TemporaryDirectory(prefix="tlt-engine-") as engine_dir:
+        engine_path = Path(engine_dir) / "model.engine"
+        build_and_save_engine(data, engine_path, metadata, backend="tensorrt", precision=precision,
+                              cal_cache=cal_cache)
+        return _engine_predictor(engine_path, "tensorrt")
 
 
 def build_and_save_engine(data: bytes, engine_path: str | Path, metadata: dict[str, Any], *, backend: str,

@@ -32,7 +32,7 @@ REPORT_FILE = "evaluation.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-def evaluate_classification(experiment_spec_file: str | Path, key: str, model: str | Path | None = None,
+def evaluate_classification(experiment_spec_file: str | Path, key: str | None, model: str | Path | None = None,
                             results_dir: str | Path | None = None, batch_size: int | None = None,
                             framework: str | None = None) -> ClassificationReport:
     """Evaluate a classification ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
@@ -103,7 +103,7 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str, model: s
     return report
 
 
-def _load_model(path: str | Path, key: str, framework: str | None = None) -> Any:
+def _load_model(path: str | Path, key: str | None, framework: str | None = None) -> Any:
     from libtlt.runtime.predictor import make_predictor
 
     return make_predictor(path, key, framework, architecture="classification")

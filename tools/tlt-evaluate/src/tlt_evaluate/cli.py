@@ -22,7 +22,7 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
 
 @click.command(name="tlt-evaluate classification", context_settings={"help_option_names": ["-h", "--help"]})
 @spec_option()
-@key_option()
+@key_option(required=False)
 @click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
               help="Model to evaluate (default: eval_config.model_path of the spec).")
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
@@ -32,7 +32,7 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
               help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
                    ".etlt); default: by the model file.")
 @verbose_option
-def classification(experiment_spec_file: str, key: str, model: str | None, results_dir: str | None,
+def classification(experiment_spec_file: str, key: str | None, model: str | None, results_dir: str | None,
                    batch_size: int | None, framework: str | None, verbose: bool) -> None:
     """Evaluate a classification model: loss, top-k accuracy, precision, recall, confusion matrix."""
 
@@ -49,7 +49,7 @@ def classification(experiment_spec_file: str, key: str, model: str | None, resul
 @spec_option(help="Experiment spec file (the training spec).")
 @click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
               help="The model to evaluate: .tlt, .etlt or engine.")
-@key_option()
+@key_option(required=False)
 @click.option("--use_training_set", is_flag=True, help="Evaluate on the training and validation records.")
 @click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
               help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
@@ -59,7 +59,7 @@ def classification(experiment_spec_file: str, key: str, model: str | None, resul
 @click.option("--batch_size", type=int, default=None,
               help="Images per batch (default: training_config.batch_size_per_gpu).")
 @verbose_option
-def detectnet_v2(experiment_spec_file: str, model: str, key: str, use_training_set: bool, framework: str | None,
+def detectnet_v2(experiment_spec_file: str, model: str, key: str | None, use_training_set: bool, framework: str | None,
                  results_dir: str | None, batch_size: int | None, verbose: bool) -> None:
     """Evaluate a DetectNet_v2 model: per-class average precision and mAP."""
 
@@ -104,4 +104,4 @@ def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: boo
 
     if arch not in KNOWN_ARCHS and arch not in architecture_names():
         raise click.UsageError(f"unknown architecture '{arch}' (one of: {', '.join(KNOWN_ARCHS)})")
-    run_tool(not_implemented("tlt-evaluate", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)
+    run_tool(not_implemented(f"tlt-evaluate {arch}", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)

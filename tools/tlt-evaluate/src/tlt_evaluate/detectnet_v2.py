@@ -44,7 +44,7 @@ def pr_curve_file(class_name: str) -> str:
     return PR_CURVE_PATTERN.format(re.sub(r"[^A-Za-z0-9_.-]", "_", class_name) or "_")
 
 
-def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, key: str, *,
+def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, key: str | None, *,
                           use_training_set: bool = False, framework: str | None = None,
                           results_dir: str | Path | None = None, batch_size: int | None = None) -> Any:
     """Evaluate a DetectNet_v2 ``.tlt``; print the table and write the report and PR curves. Returns the

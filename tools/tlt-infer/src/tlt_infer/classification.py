@@ -28,7 +28,7 @@ RESULT_FILE = "result.csv"
 _CHECK_THREADS = 8
 
 
-def infer_classification(model: str | Path, key: str, class_map: str | Path, image: str | Path | None = None,
+def infer_classification(model: str | Path, key: str | None, class_map: str | Path, image: str | Path | None = None,
                          image_dir: str | Path | None = None, batch_size: int = 1,
                          framework: str | None = None) -> list[tuple[str, str, float]]:
     """Classify ``image`` (printed) or every image in ``image_dir`` (written to ``image_dir/result.csv``).

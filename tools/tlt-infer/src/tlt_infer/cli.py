@@ -27,14 +27,14 @@ KNOWN_ARCHS = ("classification", "detectnet_v2", "faster_rcnn", "ssd", "dssd", "
 @click.option("-d", "--image_dir", type=click.Path(), default=None,
               help="A directory of images; result.csv is written into it.")
 @click.option("-b", "--batch_size", type=int, default=1, show_default=True, help="Inference batch size.")
-@key_option()
+@key_option(required=False)
 @click.option("-cm", "--class_map", required=True, type=click.Path(dir_okay=False),
               help="The classmap.json written by training (class name → index).")
 @click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
               help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
                    ".etlt); default: by the model file.")
 @verbose_option
-def classification(model: str, image: str | None, image_dir: str | None, batch_size: int, key: str,
+def classification(model: str, image: str | None, image_dir: str | None, batch_size: int, key: str | None,
                    class_map: str, framework: str | None, verbose: bool) -> None:
     """Classify one image (-i) or every image of a directory (-d)."""
 
@@ -56,7 +56,7 @@ def classification(model: str, image: str | None, image_dir: str | None, batch_s
               help="Output directory: images_annotated/ and labels/ are written into it.")
 @key_option(names=("-k", "--enc_key", "--key"))
 @verbose_option
-def detectnet_v2(inference_spec: str, inference_input: str, inference_output: str, key: str, verbose: bool) -> None:
+def detectnet_v2(inference_spec: str, inference_input: str, inference_output: str, key: str | None, verbose: bool) -> None:
     """Detect objects: annotated images and (with kitti_dump) KITTI labels with confidences."""
 
     def body() -> None:
@@ -97,4 +97,4 @@ def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: boo
 
     if arch not in KNOWN_ARCHS and arch not in architecture_names():
         raise click.UsageError(f"unknown architecture '{arch}' (one of: {', '.join(KNOWN_ARCHS)})")
-    run_tool(not_implemented("tlt-infer", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)
+    run_tool(not_implemented(f"tlt-infer {arch}", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)

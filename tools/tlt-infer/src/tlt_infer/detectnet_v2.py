@@ -39,7 +39,7 @@ LABELS_DIR = "labels"
 DEFAULT_KEY = "default"
 #: Pillow modes by the number of colour channels they carry (alpha does not count).
 _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-#: Colours for classes whose handler sets no ``bbox_color`` (all three channels 0 or unset).
+#: Colours for classes whose handler sets no ``bbox_color`` (an explicit one, black included, is kept).
 PALETTE = ((255, 0, 0), (0, 200, 0), (0, 90, 255), (255, 190, 0), (200, 0, 200), (0, 200, 200), (255, 120, 60),
            (120, 60, 255))
 DEFAULT_STRIDE = 16
@@ -228,7 +228,7 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 
 
 def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, inference_output: str | Path,
-                       key: str) -> list[ImageResult]:
+                       key: str | None) -> list[ImageResult]:
     """Run the inference spec's model on one image or a directory of images; write annotated images and labels."""
     from libtlt.io.atomic import write_text
     from libtlt.io.images import write_image
@@ -285,7 +285,7 @@ def infer_detectnet_v2(inference_spec: str | Path, inference_input: str | Path, 
     return results
 
 
-def _load_predictor(spec: Any, key: str) -> tuple[Any, str]:
+def _load_predictor(spec: Any, key: str | None) -> tuple[Any, str]:
     """The inference spec's model as a ``Predictor``, and its path."""
     from libtlt.runtime.predictor import make_predictor
 

@@ -69,4 +69,4 @@ def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: boo
 
     if arch not in KNOWN_ARCHS and arch not in architecture_names():
         raise click.UsageError(f"unknown architecture '{arch}' (one of: {', '.join(KNOWN_ARCHS)})")
-    run_tool(not_implemented("tlt-int8-tensorfile", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)
+    run_tool(not_implemented(f"tlt-int8-tensorfile {arch}", PENDING_ISSUES.get(arch, LATER)), verbose=verbose)
