@@ -236,6 +236,10 @@ def test_vgg_use_pooling_keeps_the_levels() -> None:
 def test_activation_option_and_fixed_activations() -> None:
     relu6 = build("mobilenet_v1", 32, activation="relu6")
     assert relu6.get_layer("conv_pw_13_relu").max_value == 6.0
+    for name, layer in (("mobilenet_v1", "conv_pw_13_relu"), ("mobilenet_v2", "block_5_expand_relu")):
+        assert backbone_model(name, size=32).get_layer(layer).max_value == 6.0  # MobileNet's default: ReLU6
+    assert isinstance(build("mobilenet_v2", 32, activation="relu").get_layer("conv_1_relu"), keras.layers.Activation)
+    assert isinstance(backbone_model("resnet18", size=32).get_layer("conv1_relu"), keras.layers.Activation)
     assert backbone_model("darknet19").get_layer("b5_leaky5").negative_slope == pytest.approx(0.1)
     assert backbone_model("efficientnet_b0").get_layer("top_activation").activation.__name__ in {"swish", "silu"}
 

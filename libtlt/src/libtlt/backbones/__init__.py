@@ -16,8 +16,8 @@ last block.
 
 Options the families ignore: ``use_pooling`` applies to ResNet and VGG (the others downsample as
 their papers do); ``all_projections`` to ResNet and MobileNet v2; ``dropout`` to VGG and SqueezeNet
-(000/003 model_config); ``activation`` to every family but DarkNet (LeakyReLU 0.1) and EfficientNet
-(swish); ``use_batch_norm=False`` to EfficientNet (its batch normalization is part of the architecture).
+(000/003 model_config); ``activation`` (default: ReLU, ReLU6 for MobileNet v1/v2) to every family but DarkNet (LeakyReLU
+0.1) and EfficientNet (swish); ``use_batch_norm=False`` to EfficientNet (its batch normalization is part of the architecture).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def build_backbone(
     dropout: float = 0.0,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
     bias_regularizer: keras.regularizers.Regularizer | None = None,
-    activation: str = "relu",
+    activation: str | None = None,
     tlt_template: bool = False,
 ) -> dict[str, Any]:
     """Build backbone ``name`` on ``inputs`` (NHWC, C = 1 or 3, H, W >= 16); returns its feature levels.
@@ -136,7 +136,7 @@ def build_backbone(
         raise ValueError(f"backbone input must be NHWC (4 dimensions), got shape {tuple(inputs.shape)}")
     builder = Builder(use_bias=use_bias, use_batch_norm=use_batch_norm or family.always_batch_norm,
                       kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                      activation=activation, tlt_template=tlt_template)
+                      activation=activation or family.activation, tlt_template=tlt_template)
     family.build(key, inputs, builder, all_projections=all_projections, use_pooling=use_pooling, dropout=dropout)
     _apply_freeze(builder.layers, key, frozen, freeze_bn)
     return builder.feature_levels()

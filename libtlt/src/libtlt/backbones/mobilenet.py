@@ -1,4 +1,5 @@
-"""MobileNet v1 (Howard et al. 2017) and v2 (Sandler et al. 2018), width 1.0, with TLT's layer names.
+"""MobileNet v1 (Howard et al. 2017) and v2 (Sandler et al. 2018), width 1.0, with TLT's layer names;
+ReLU6 activations, as in both papers.
 
 v1: stem ``conv1`` 3x3/2 (32) + ``conv1_bn``; thirteen depthwise-separable units ``conv_dw_<k>``
 (3x3 depthwise, + ``_bn``, ``_relu``) and ``conv_pw_<k>`` (1x1 pointwise); units 2, 4, 6 and 12
@@ -102,5 +103,5 @@ def block_of_v2(name: str, layer_name: str) -> int | None:
     return min(int(match.group(1)), V2_LAST_BLOCK) if match else None
 
 
-FAMILY_V1 = Family(V1_NAMES, "mobilenet_v1", build_v1, block_of_v1)
-FAMILY_V2 = Family(V2_NAMES, "mobilenet_v2", build_v2, block_of_v2)
+FAMILY_V1 = Family(V1_NAMES, "mobilenet_v1", build_v1, block_of_v1, activation="relu6")
+FAMILY_V2 = Family(V2_NAMES, "mobilenet_v2", build_v2, block_of_v2, activation="relu6")
