@@ -257,3 +257,16 @@ def test_safe_mode_round_trip_gives_identical_outputs(name: str) -> None:
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(batch)), keras.ops.convert_to_numpy(model(batch)))
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     assert [layer.trainable for layer in loaded.layers] == [layer.trainable for layer in model.layers]
+
+
+def test_efficientnet_convolutions_start_at_fan_out_scale() -> None:
+    model = backbone_model("efficientnet_b0", size=32)
+    for name in ("stem_conv", "block2a_expand_conv", "block2a_se_reduce", "top_conv"):
+        initializer = model.get_layer(name).kernel_initializer
+        assert isinstance(initializer, keras.initializers.VarianceScaling), name
+        assert (initializer.scale, initializer.mode) == (2.0, "fan_out"), name
+    assert isinstance(model.get_layer("block2a_dwconv").depthwise_initializer, keras.initializers.VarianceScaling)
+    kernel = model.get_layer("top_conv").kernel.numpy()  # 1x1, 320 -> 1280: std sqrt(2 / 1280), truncated
+    assert 0.6 * np.sqrt(2 / 1280) < kernel.std() < 1.1 * np.sqrt(2 / 1280)
+    assert isinstance(backbone_model("resnet18", size=32).get_layer("conv1").kernel_initializer,
+                      keras.initializers.GlorotUniform)

@@ -136,7 +136,8 @@ def build_backbone(
         raise ValueError(f"backbone input must be NHWC (4 dimensions), got shape {tuple(inputs.shape)}")
     builder = Builder(use_bias=use_bias, use_batch_norm=use_batch_norm or family.always_batch_norm,
                       kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                      activation=activation or family.activation, tlt_template=tlt_template)
+                      activation=activation or family.activation, kernel_initializer=family.kernel_initializer,
+                      tlt_template=tlt_template)
     family.build(key, inputs, builder, all_projections=all_projections, use_pooling=use_pooling, dropout=dropout)
     _apply_freeze(builder.layers, key, frozen, freeze_bn)
     return builder.feature_levels()

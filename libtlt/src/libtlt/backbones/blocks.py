@@ -37,6 +37,9 @@ class Family:
     #: ``re_lu_<n>`` layers): with a plain ReLU the inverted residuals' activations grow without bound and
     #: training at the classification samples' learning rates stalls (issue 12: 0.35-0.52 against 0.78).
     activation: str = "relu"
+    #: Kernel initializer of the convolutions (Keras name or config), ``None`` for Keras' default
+    #: (Glorot uniform). EfficientNet's is He-style fan-out scaling (see ``efficientnet``).
+    kernel_initializer: Any = None
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Builder:
     kernel_regularizer: Any = None
     bias_regularizer: Any = None
     activation: str = "relu"
+    kernel_initializer: Any = None
     #: Build TLT's detector template where it differs from the paper (ResNet: see ``resnet``).
     tlt_template: bool = False
     layers: list[keras.layers.Layer] = field(default_factory=list)
@@ -57,6 +61,12 @@ class Builder:
         """Record ``layer`` and call it on ``inputs``."""
         self.layers.append(layer)
         return layer(inputs)
+
+    def _initializer(self) -> Any:
+        """A fresh kernel initializer per layer (Keras warns when one instance serves several)."""
+        if self.kernel_initializer is None:
+            return "glorot_uniform"
+        return keras.initializers.get(self.kernel_initializer)
 
     def level(self, x: Any, stride: int) -> Any:
         """Mark ``x`` as the current feature map at ``stride`` (a power of two; stride 1 is not a level)."""
@@ -78,7 +88,7 @@ class Builder:
         bias = self.use_bias if use_bias is None else use_bias
         layer = keras.layers.Conv2D(
             filters, kernel, strides=strides, padding="same", use_bias=bias, name=name,
-            kernel_regularizer=self.kernel_regularizer,
+            kernel_initializer=self._initializer(), kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer if bias else None,
         )
         return self.apply(layer, x)
@@ -87,7 +97,7 @@ class Builder:
         """``DepthwiseConv2D`` (multiplier 1) with "same" padding."""
         layer = keras.layers.DepthwiseConv2D(
             kernel, strides=strides, padding="same", use_bias=self.use_bias, name=name,
-            depthwise_regularizer=self.kernel_regularizer,
+            depthwise_initializer=self._initializer(), depthwise_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer if self.use_bias else None,
         )
         return self.apply(layer, x)
