@@ -7,6 +7,7 @@ here with Keras, Pillow and ``libtlt.layers.clustering`` directly.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -209,6 +210,16 @@ def test_wrong_key(setup: dict[str, Path]) -> None:
     error = one_line_error(invoke("-e", str(setup["spec"]), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"),
                                "-k", "not-the-key"))
     assert "model.tlt" in error
+
+
+def test_without_a_key_the_model_file_says_it_needs_one(setup: dict[str, Path]) -> None:
+    # The key is optional on the command line (an engine needs none); a .tlt without one is one clear line.
+    env = {k: v for k, v in os.environ.items() if k != "TLT_KEY"}
+    result = subprocess.run([str(BIN / "tlt-infer"), "detectnet_v2", "-e", str(setup["spec"]), "-i",
+                             str(setup["images"]), "-o", str(setup["base"] / "x")], capture_output=True, text=True,
+                            timeout=300, env=env)
+    error = one_line_error(result)
+    assert "model.tlt" in error and "encrypted model file" in error and "TLT_KEY" in error
 
 
 def test_image_with_the_wrong_channel_count(setup: dict[str, Path]) -> None:

@@ -35,6 +35,10 @@ def load_etlt(path: str | Path, key: str) -> tuple[bytes, dict[str, Any]]:
     return model_file.files[ONNX_MEMBER], model_file.metadata
 
 
+#: The error for an encrypted model file opened without a key (an engine or plain ONNX file needs none).
+MISSING_KEY = "this is an encrypted model file: pass its key with -k, --key_file or $TLT_KEY"
+
+
 def read_onnx_source(path: str | Path, key: str | None = None) -> tuple[bytes, dict[str, Any]]:
     """The ONNX bytes and metadata of an ``.etlt`` (needs ``key``) or of a plain ONNX file (metadata {}).
 
@@ -49,7 +53,7 @@ def read_onnx_source(path: str | Path, key: str | None = None) -> tuple[bytes, d
         raise ModelFileError("expected a model file, found a directory", location=where)
     if is_model_file(file_path):
         if not key:
-            raise ModelFileError("this is an encrypted model file: pass its key with -k, --key_file or $TLT_KEY", location=where)
+            raise ModelFileError(MISSING_KEY, location=where)
         return load_etlt(file_path, key)
     data = file_path.read_bytes()
     import onnx

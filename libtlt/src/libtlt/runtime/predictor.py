@@ -131,7 +131,9 @@ def make_predictor(path: str | Path, key: str | None, framework: str | None = No
         raise ModelFileError("model file not found", location=path)
     if is_model_file(file_path):
         if not key:
-            raise ModelFileError("this is an encrypted model file: pass its key with -k, --key_file or $TLT_KEY", location=path)
+            from libtlt.runtime.onnxruntime_backend import MISSING_KEY
+
+            raise ModelFileError(MISSING_KEY, location=path)
         members = load_model_file(file_path, key).files
         if KERAS_MEMBER in members:
             if framework not in (None, "tlt"):

@@ -54,7 +54,7 @@ def classification(model: str, image: str | None, image_dir: str | None, batch_s
               help="An image, or a directory of images, to run inference on.")
 @click.option("-o", "--inference_output", required=True, type=click.Path(file_okay=False),
               help="Output directory: images_annotated/ and labels/ are written into it.")
-@key_option(names=("-k", "--enc_key", "--key"))
+@key_option(required=False, names=("-k", "--enc_key", "--key"))
 @verbose_option
 def detectnet_v2(inference_spec: str, inference_input: str, inference_output: str, key: str | None, verbose: bool) -> None:
     """Detect objects: annotated images and (with kitti_dump) KITTI labels with confidences."""
