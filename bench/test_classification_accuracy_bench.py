@@ -19,11 +19,16 @@ learning-rate schedule (tlt's own, built by ``tlt_train.train._optimizer`` for t
   trained with a bare ``model.fit`` on the decoded images held in memory, no callbacks, with the
   spec's L2 weight decay on the same layer types (``plan.regularizer_scope``).
 
-Goals: tlt's test accuracy ≥ the peer's − 0.01 for ResNet18 in the prototxt form (§1), and in every
-family and form tlt's final training accuracy ≥ the peer's − 0.02 (§1b). Every number is printed and
+Every run is repeated over the random seeds in ``BENCH_SEEDS`` (default ``1,2,3``: the spec's
+``random_seed`` for tlt, ``keras.utils.set_random_seed`` for the peer) and the goals compare means: one
+run of these small networks from scratch swings by more than the tolerances (the MobileNets by up to 0.3).
+
+Goals: tlt's mean test accuracy ≥ the peer's − 0.01 for ResNet18 in the prototxt form (§1), and in every
+family and form tlt's mean final training accuracy ≥ the peer's − 0.02 (§1b). Every number is printed and
 kept in the benchmark's extra_info.
 
 Run: .venv/bin/python -m pytest bench/test_classification_accuracy_bench.py --benchmark-only -q -s
+(``-k mobilenet`` for some families; about 15-25 minutes per family and seed on 2 cores).
 
 Measured 2026-12-04 (2 cores): one seed is not enough to judge a 0.01-0.02 tolerance. resnet18 prototxt over
 random seeds 1/2/3: tlt train 0.967/0.972/0.973, test 0.953/0.971/0.971; same-network peer with L2 train
@@ -56,7 +61,8 @@ from tlt_train.train import _optimizer, load_experiment_spec  # noqa: E402
 SIZE, EPOCHS, BATCH, LR = 32, 10, 32, 0.05
 KEY = "bench"
 TEST_FRACTION = 0.25
-SEED = 0
+SEED = 0  # the train/test split
+SEEDS = tuple(int(s) for s in os.environ.get("BENCH_SEEDS", "1,2,3").split(","))
 TEST_GOAL, TRAIN_GOAL = 0.01, 0.02
 BIN = Path(sys.executable).parent
 
@@ -97,7 +103,7 @@ train_config {{
   batch_size_per_gpu: {batch}
   n_epochs: {epochs}
   checkpoint_interval: {epochs}
-  random_seed: 1
+  random_seed: {seed}
   reg_config {{ type: "L2" scope: "Conv2D,Dense" weight_decay: 0.00005 }}
   lr_config {{ scheduler: "soft_anneal" learning_rate: {lr} soft_start: 0.056 annealing_points: "0.3,0.6,0.8"
               annealing_divider: 10.0 }}
@@ -131,7 +137,7 @@ train:
   batch_size_per_gpu: {batch}
   num_epochs: {epochs}
   checkpoint_interval: {epochs}
-  random_seed: 1
+  random_seed: {seed}
   label_smoothing: 0.0
   optim_config:
     optimizer: 'sgd'
@@ -188,13 +194,13 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
     return Digits(root, images[~test_mask], data.target[~test_mask], images[test_mask], data.target[test_mask])
 
 
-def _write_spec(family: Family, form: str, digits: Digits, outdir: Path) -> Path:
+def _write_spec(family: Family, form: str, digits: Digits, outdir: Path, seed: int) -> Path:
     model = outdir / "results" / "weights" / "model.tlt"  # tlt-train -n model
     layers_line = f"n_layers: {family.layers}" if family.layers is not None else ""
     template = PROTOTXT if form == "prototxt" else YAML
     spec = outdir / ("spec.txt" if form == "prototxt" else "spec.yaml")
     spec.write_text(template.format(arch=family.arch, layers_line=layers_line, size=SIZE, root=digits.root,
-                                    batch=BATCH, epochs=EPOCHS, lr=LR, model=model), encoding="utf-8")
+                                    batch=BATCH, epochs=EPOCHS, lr=LR, model=model, seed=seed), encoding="utf-8")
     return spec
 
 
@@ -205,10 +211,10 @@ def _run(*args: str | Path) -> None:
         raise AssertionError(f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def run_tlt(family: Family, form: str, digits: Digits, outdir: Path) -> dict[str, float]:
+def run_tlt(family: Family, form: str, digits: Digits, outdir: Path, seed: int) -> dict[str, float]:
     """tlt-train then tlt-evaluate as commands; final training accuracy and held-out accuracy."""
     outdir.mkdir(parents=True, exist_ok=True)
-    spec = _write_spec(family, form, digits, outdir)
+    spec = _write_spec(family, form, digits, outdir, seed)
     results = outdir / "results"
     start = time.perf_counter()
     _run(BIN / "tlt-train", "classification", "-e", spec, "-r", results, "-k", KEY, "-n", "model")
@@ -241,7 +247,7 @@ def _regularize(model: Any, weight: float, scope: set[str]) -> None:
             layer.kernel.regularizer = keras.regularizers.L2(weight)
 
 
-def run_peer(family: Family, digits: Digits, spec_path: Path) -> dict[str, float]:
+def run_peer(family: Family, digits: Digits, spec_path: Path, seed: int) -> dict[str, float]:
     """The peer with a bare ``model.fit``: same images, epochs, batch, optimizer and schedule."""
     arch = get_architecture("classification")
     spec = load_experiment_spec(arch, spec_path)
@@ -249,7 +255,7 @@ def run_peer(family: Family, digits: Digits, spec_path: Path) -> dict[str, float
     steps = len(digits.train_labels) // BATCH
     onehot = np.eye(10, dtype=np.float32)
     y_train, y_test = onehot[digits.train_labels], onehot[digits.test_labels]
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(seed)
     if family.peer is None:  # the same network tlt builds, NCHW input, the spec's preprocessing
         model = arch.build(spec, [f"digit_{d}" for d in range(10)])
         mode = input_config_from_spec(spec, training=False).preprocess_mode
@@ -274,25 +280,39 @@ def run_peer(family: Family, digits: Digits, spec_path: Path) -> dict[str, float
             "seconds": seconds}
 
 
+def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+
+
 @pytest.mark.parametrize("family", FAMILIES, ids=[f.label for f in FAMILIES])
 def test_tlt_train_matches_a_plain_keras_peer(benchmark: Any, family: Family, digits: Digits,
                                              tmp_path: Path) -> None:
-    runs: dict[str, dict[str, float]] = {}
+    per_seed: dict[str, list[dict[str, float]]] = {}
+
+    def record(name: str, result: dict[str, float]) -> None:
+        per_seed.setdefault(name, []).append(result)
 
     def prototxt() -> None:
-        runs["prototxt"] = run_tlt(family, "prototxt", digits, tmp_path / "prototxt")
+        for seed in SEEDS:
+            record("prototxt", run_tlt(family, "prototxt", digits, tmp_path / f"prototxt-{seed}", seed))
 
     benchmark.pedantic(prototxt, rounds=1, iterations=1)
-    runs["yaml"] = run_tlt(family, "yaml", digits, tmp_path / "yaml")
-    runs["peer"] = run_peer(family, digits, tmp_path / "prototxt" / "spec.txt")
-    if family.peer is None:  # the same network with the YAML form's preprocessing (torch), for that form
-        runs["peer_yaml"] = run_peer(family, digits, tmp_path / "yaml" / "spec.yaml")
+    for seed in SEEDS:
+        record("yaml", run_tlt(family, "yaml", digits, tmp_path / f"yaml-{seed}", seed))
+        record("peer", run_peer(family, digits, tmp_path / f"prototxt-{seed}" / "spec.txt", seed))
+        if family.peer is None:  # the same network with the YAML form's preprocessing (torch), for that form
+            record("peer_yaml", run_peer(family, digits, tmp_path / f"yaml-{seed}" / "spec.yaml", seed))
+    runs = {name: _mean(results) for name, results in per_seed.items()}
     benchmark.extra_info.update({name: {k: round(v, 4) for k, v in r.items()} for name, r in runs.items()})
+    benchmark.extra_info["per_seed"] = {name: [{k: round(v, 4) for k, v in r.items()} for r in results]
+                                        for name, results in per_seed.items()}
     peer_name = f"keras.applications.{family.peer}" if family.peer else "same network, bare model.fit"
     print(f"\n{family.label} ({len(digits.train_labels)} train / {len(digits.test_labels)} test digits, {SIZE}x{SIZE}, "
-          f"{EPOCHS} epochs): " + "; ".join(
+          f"{EPOCHS} epochs, seeds {SEEDS}, means): " + "; ".join(
               f"{name}: train {r['train_accuracy']:.4f} test {r['test_accuracy']:.4f} ({r['seconds']:.0f} s)"
               for name, r in runs.items()) + f" [peer: {peer_name}]")
+    for name, results in per_seed.items():
+        print(f"  {name} per seed: " + ", ".join(f"{r['train_accuracy']:.3f}/{r['test_accuracy']:.3f}" for r in results))
     for form, peer_run in (("prototxt", "peer"), ("yaml", "peer_yaml" if "peer_yaml" in runs else "peer")):
         assert runs[form]["train_accuracy"] >= runs[peer_run]["train_accuracy"] - TRAIN_GOAL, (form, runs)
     peer = runs["peer"]

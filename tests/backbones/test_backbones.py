@@ -212,9 +212,16 @@ def test_parameter_counts_of_other_families(name: str, expected: int) -> None:
 def test_mobilenet_v2_all_projections_replaces_identity_shortcuts() -> None:
     projected = backbone_model("mobilenet_v2")
     identity = build("mobilenet_v2", 32, all_projections=False)
-    shortcuts = [layer.name for layer in projected.layers if layer.name.endswith("_conv_shortcut")]
+    shortcuts = [layer for layer in projected.layers if layer.name.endswith("_projected_inputs")]
     adds = [layer.name for layer in identity.layers if layer.name.endswith("_add")]
-    assert len(shortcuts) == len(adds) == 10 and not any(name.endswith("_conv_shortcut") for name in adds)
+    assert len(shortcuts) == len(adds) == 10
+    assert not any(layer.name.endswith("_projected_inputs") for layer in identity.layers)
+    # TLT's template: a linear 1x1 map without bias, added as it is (no batch normalization on the shortcut).
+    assert all(isinstance(layer, keras.layers.Conv2D) and not layer.use_bias for layer in shortcuts)
+    assert not any("shortcut" in layer.name for layer in projected.layers)
+    for layer in shortcuts:
+        consumers = {node.operation.name for node in layer._outbound_nodes}
+        assert consumers == {layer.name.replace("_projected_inputs", "_add")}
 
 
 def test_dropout_only_where_documented() -> None:

@@ -221,7 +221,7 @@ def test_prune_file_errors_write_nothing(kit, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet10", "mobilenet_v1", "squeezenet"])
+@pytest.mark.parametrize("name", ["resnet10", "mobilenet_v1", "mobilenet_v2", "squeezenet"])
 def test_backbones_prune_and_run(kit, name: str) -> None:
     backbones = pytest.importorskip("libtlt.backbones")
     keras, L = kit.keras, kit.L

@@ -33,9 +33,10 @@ class Family:
     freeze_blocks: tuple[int, ...] | None = None
     #: Batch normalization is part of the architecture: ``use_batch_norm=False`` does not remove it.
     always_batch_norm: bool = False
-    #: The activation when the caller names none. MobileNet's is ReLU6 (the papers', Keras', and TLT's
-    #: ``re_lu_<n>`` layers): with a plain ReLU the inverted residuals' activations grow without bound and
-    #: training at the classification samples' learning rates stalls (issue 12: 0.35-0.52 against 0.78).
+    #: The activation when the caller names none. MobileNet's is ReLU6, as in the papers and Keras. TLT's
+    #: classification builder leaves its MobileNet templates at their default, a plain ReLU; we do not follow
+    #: it: with a plain ReLU the inverted residuals' activations grow without bound and training at the
+    #: classification samples' learning rates stalls (issue 12: 0.35-0.52 against 0.78 training accuracy).
     activation: str = "relu"
     #: Kernel initializer of the convolutions (Keras name or config), ``None`` for Keras' default
     #: (Glorot uniform). EfficientNet's is He-style fan-out scaling (see ``efficientnet``).

@@ -1,5 +1,6 @@
 """MobileNet v1 (Howard et al. 2017) and v2 (Sandler et al. 2018), width 1.0, with TLT's layer names;
-ReLU6 activations, as in both papers.
+ReLU6 activations, as in both papers and Keras (TLT's templates default to a plain ReLU: see
+:attr:`libtlt.backbones.blocks.Family.activation` for why ours do not).
 
 v1: stem ``conv1`` 3x3/2 (32) + ``conv1_bn``; thirteen depthwise-separable units ``conv_dw_<k>``
 (3x3 depthwise, + ``_bn``, ``_relu``) and ``conv_pw_<k>`` (1x1 pointwise); units 2, 4, 6 and 12
@@ -10,8 +11,8 @@ v2: stem ``conv1`` 3x3/2 (32) + ``bn_conv1``; seventeen inverted-residual blocks
 (``_expand`` 1x1, ``_depthwise`` 3x3, ``_project`` 1x1 linear, each with ``_bn``; block 0 has no
 expansion); output channels 16, 24x2, 32x3, 64x4, 96x3, 160x3, 320; blocks 1, 3, 6, 13 stride 2;
 then ``conv_1`` 1x1 (1280). Stride-1 blocks with equal input and output channels add their input;
-with ``all_projections`` that shortcut is a 1x1 projection (``block_<k>_conv_shortcut`` +
-``_bn_shortcut``) instead of the identity. Levels: P1 block 0, P2 block 2, P3 block 5, P4 block 12,
+with ``all_projections`` that shortcut is a 1x1 linear projection ``block_<k>_projected_inputs`` (no
+bias, no batch normalization, as in TLT's template) instead of the identity. Levels: P1 block 0, P2 block 2, P3 block 5, P4 block 12,
 P5 conv_1. Freeze blocks 0-13: 0 = stem + block 0, ``k`` = block ``k``; blocks 14-16 and conv_1 join
 block 13.
 """
@@ -74,8 +75,8 @@ def _inverted_residual(b: Builder, x: Any, k: int, expansion: int, filters: int,
     if strides != 1 or in_channels != filters:
         return y
     shortcut = x
-    if all_projections:
-        shortcut = b.bn(b.conv(x, filters, 1, f"{p}_conv_shortcut"), f"{p}_bn_shortcut")
+    if all_projections:  # a plain linear map: a batch-normalized one (tried first) trains to 0.27 against 0.57
+        shortcut = b.conv(x, filters, 1, f"{p}_projected_inputs", use_bias=False)
     return b.add([y, shortcut], f"{p}_add")
 
 
