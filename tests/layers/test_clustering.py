@@ -9,14 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libtlt.io.kitti import make_object
-from libtlt.layers.clustering import (
-    ClusteringConfig,
-    cluster_boxes,
-    dbscan,
-    iou_matrix,
-    nms,
-    postprocess,
-)
+from libtlt.layers.boxes import iou_matrix, nms
+from libtlt.layers.clustering import ClusteringConfig, cluster_boxes, dbscan, postprocess
 from libtlt.spec.protos import detectnet_v2_pb2
 
 CHECK = ClusteringConfig(coverage_threshold=0.005, dbscan_eps=0.15, dbscan_min_samples=1.0)

@@ -29,6 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from libtlt.layers.bbox_rasterizer import DEFAULT_OFFSET, DEFAULT_SCALE, DEFAULT_STRIDE
 from libtlt.layers.box_decoder import candidates
+from libtlt.layers.boxes import iou_matrix as iou_matrix  # re-exported; both live in boxes, shared by all detectors
+from libtlt.layers.boxes import nms
 
 ALGORITHMS = ("DBSCAN", "NMS", "HYBRID")  # the order of the spec enum ClusteringAlgorithm
 CONFIDENCE_MODELS = ("aggregate_cov", "mean_cov")
@@ -111,28 +113,6 @@ class Detections:
     def of_class(self, class_id: int) -> Clusters:
         mask = self.class_ids == class_id
         return Clusters(self.boxes[mask], self.confidences[mask])
-
-
-# ------------------------------------------------------------------------------------------------------ IoU
-
-def _areas(boxes: FloatArray) -> FloatArray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], 0.0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
-
-
-def _pair_iou(a: FloatArray, b: FloatArray, area_a: FloatArray, area_b: FloatArray) -> FloatArray:
-    """IoU of row-aligned boxes (broadcasting); 0 where the union is empty."""
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros(np.broadcast(inter, union).shape), where=union > 0)
-
-
-def iou_matrix(boxes_a: ArrayLike, boxes_b: ArrayLike) -> FloatArray:
-    """Pairwise IoU ``[N, M]`` of x1, y1, x2, y2 boxes (continuous coordinates: width = x2 − x1)."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    return _pair_iou(a[:, None, :], b[None, :, :], _areas(a)[:, None], _areas(b)[None, :])
 
 
 # --------------------------------------------------------------------------------------------------- DBSCAN
@@ -229,24 +209,6 @@ def dbscan(boxes: ArrayLike, weights: ArrayLike, *, eps: float, min_samples: flo
         first[1:] = border[1:] != border[:-1]
         labels[border[first]] = labels[anchor[first]]
     return labels
-
-
-# ------------------------------------------------------------------------------------------------------ NMS
-
-def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float) -> IndexArray:
-    """Greedy non-maximum suppression: indices of the kept boxes, highest score first (ties: lower index)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    areas = _areas(b)
-    remaining = np.argsort(-s, kind="stable")
-    keep: list[int] = []
-    while len(remaining):
-        best = int(remaining[0])
-        keep.append(best)
-        rest = remaining[1:]
-        iou = _pair_iou(b[best], b[rest], areas[best], areas[rest])
-        remaining = rest[iou <= iou_threshold]
-    return np.array(keep, dtype=np.intp)
 
 
 # ------------------------------------------------------------------------------------------- post-processing

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from libtlt.layers.clustering import iou_matrix
+from libtlt.layers.boxes import iou_matrix
 
 AP_MODES = ("SAMPLE", "INTEGRATE")  # the order of the spec enum AveragePrecisionMode
 #: IoU threshold of classes without ``minimum_detection_ground_truth_overlap`` (PASCAL VOC's).
