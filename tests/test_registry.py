@@ -21,6 +21,8 @@ PLUGIN = textwrap.dedent(
     """
     class Toy:
         name = "toy"
+        task = "box_detector"
+        verbs = frozenset({"train", "export"})
         def spec_message(self): return dict
         def default_spec(self): return ""
         def validate(self, spec): return None
@@ -35,6 +37,14 @@ PLUGIN = textwrap.dedent(
 
     class Broken:
         name = "broken"
+
+    class WrongTask(Toy):
+        name = "wrongtask"
+        task = "segmenter"
+
+    class HalfVerb(Toy):
+        name = "halfverb"
+        verbs = frozenset({"train", "tensorfile"})
 
     class Misnamed(Toy):
         name = "other"
@@ -61,7 +71,8 @@ def run_registry(site: Path, code: str, **env: str) -> dict:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    install_plugin(tmp_path, {"toy": "toyarch:Toy", "broken": "toyarch:Broken", "misnamed": "toyarch:Misnamed"})
+    install_plugin(tmp_path, {"toy": "toyarch:Toy", "broken": "toyarch:Broken", "misnamed": "toyarch:Misnamed",
+                              "wrongtask": "toyarch:WrongTask", "halfverb": "toyarch:HalfVerb"})
     return tmp_path
 
 
@@ -78,7 +89,9 @@ def test_plugin_is_discovered_and_loaded(site: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("broken", "architecture from 'toyarch:Broken' lacks spec_message"),
+        ("broken", "architecture from 'toyarch:Broken' lacks task, verbs, spec_message, validate"),
+        ("wrongtask", "architecture from 'toyarch:WrongTask' has task 'segmenter' (one of: classifier, box_detector, "),
+        ("halfverb", "architecture from 'toyarch:HalfVerb' serves 'tensorfile' but lacks calibration_batches"),
         ("misnamed", "entry point 'misnamed' (toyarch:Misnamed) provides architecture named 'other'"),
         ("nothing", "unknown architecture 'nothing' (known: "),
     ],
@@ -105,6 +118,27 @@ def test_listing_imports_no_plugin(site: Path) -> None:
         print(json.dumps("toyarch" in sys.modules))
     """)
     assert result is False
+
+
+def test_verbs_and_pending_architectures(site: Path) -> None:
+    result = run_registry(site, """
+        served = r.architectures_for("train")
+        try:
+            r.resolve("tlt-int8-tensorfile", "tensorfile", "toy")
+        except TltError as err:
+            toy = str(err)
+        try:
+            r.resolve("tlt-train", "train", "yolo")
+        except TltError as err:
+            yolo = str(err)
+        print(json.dumps({"served": served, "toy": toy, "yolo": yolo,
+                          "alias": r.get_architecture("yolo").name}))
+    """)
+    assert "toy" in result["served"] and "ssd" not in result["served"] and "classification" in result["served"]
+    assert result["toy"] == "tlt-int8-tensorfile toy is not implemented yet (the toy architecture does not serve " \
+                            "tlt-int8-tensorfile)."
+    assert result["yolo"] == "tlt-train yolo is not implemented yet (issue 15)."
+    assert result["alias"] == "yolo_v3"
 
 
 def test_check_architecture_lists_every_missing_attribute() -> None:

@@ -183,3 +183,21 @@ def test_deployment_round_trip_keeps_the_map(trained: Trained, tmp_path: Path) -
     assert found["fp32"] == pytest.approx(found["tlt"], abs=0.005)
     assert found["fp16"] == pytest.approx(found["tlt"], abs=0.01)
     assert found["int8"] == pytest.approx(found["fp32"], abs=0.03)
+
+
+@pytest.mark.slow
+def test_export_calibrates_from_the_training_loader(trained: Trained, tmp_path: Path) -> None:
+    """``tlt-export -e SPEC --data_type int8`` without other calibration data takes the architecture's training
+    loader (the registry's ``calibration_batches``): the same batches as a tlt-int8-tensorfile file, so the same
+    cal.bin."""
+    from tlt_export.cli import main as export_main
+    from tlt_int8_tensorfile.cli import main as tensorfile_main
+
+    tensorfile = tmp_path / "cal.tensor"
+    invoke(tensorfile_main, "detectnet_v2", "-e", trained.spec_path, "-o", tensorfile, "-m", 2)
+    caches = {}
+    for source, extra in (("tensorfile", ("--cal_data_file", tensorfile)), ("loader", ("-e", trained.spec_path))):
+        caches[source] = tmp_path / f"{source}.bin"
+        invoke(export_main, "detectnet_v2", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / f"{source}.etlt",
+               "--data_type", "int8", "--batches", 2, "--cal_cache_file", caches[source], *extra)
+    assert caches["loader"].read_bytes() == caches["tensorfile"].read_bytes()

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -136,13 +136,36 @@ def os_error_line(err: OSError) -> str:
     return f"{' -> '.join(names)}: {reason}" if names else reason
 
 
-def not_implemented(tool: str, issue: str) -> Callable[[], None]:
-    """Body for a tool whose issue has not landed yet: a clear message and exit status 2."""
+def dispatch_architecture(tool: str, verb: str, arch: str | None, *, list_archs: bool, args: Sequence[str],
+                          verbose: bool, commands: Mapping[str, click.Command | Callable[[Any], click.Command]],
+                          example: str) -> None:
+    """The ``TOOL ARCH [OPTIONS]`` front of every tool that serves architectures, from the registry alone.
 
-    def body() -> None:
-        raise UnsupportedError(f"{tool} is not implemented yet ({issue}).")
+    ``--list-archs`` prints the architectures that serve ``verb``; an unknown name, or a registered one that does
+    not serve ``verb`` yet ("not implemented yet", with what brings it), is one line and exit status 2; otherwise
+    the command of the architecture's task type (``commands[task]``, or what ``commands[task](architecture)``
+    builds, for commands with architecture-specific options) parses ``args``, with the architecture's name as
+    the context object.
+    """
+    from libtlt.registry import architectures_for, resolve
 
-    return body
+    if list_archs:
+        for name in architectures_for(verb):
+            click.echo(name)
+        return
+    if arch is None:
+        raise click.UsageError(f"missing the architecture (e.g. {example}; {tool} --list-archs lists them)")
+    name = arch
+
+    def find() -> click.Command:
+        architecture = resolve(tool, verb, name)
+        command = commands.get(architecture.task)
+        if command is None:
+            raise UnsupportedError(f"{tool} {name} is not implemented yet ({tool} serves no {architecture.task}).")
+        return command if isinstance(command, click.Command) else command(architecture)
+
+    command = run_tool(find, verbose=verbose)
+    command.main(args=[*args, *(["--verbose"] if verbose else [])], prog_name=f"{tool} {name}", obj=name)
 
 
 def tool_command(name: str, version: str, **context: Any) -> Callable[[F], click.Command]:

@@ -6,6 +6,12 @@ architecture is any object satisfying :class:`Architecture`, declared as an entr
 plug-in. Entry points are loaded lazily, one at a time, so listing names never imports TensorFlow, and
 each loaded object is checked against the protocol; a broken plug-in is named in the error.
 
+Tools know task types (:data:`TASKS`), never architecture names: an architecture says which task it
+solves (``task``) and which tool verbs it serves (``verbs``); each verb needs the attributes in
+:data:`VERB_ATTRIBUTES`, checked when the architecture is loaded. An architecture of the manuals that
+has not landed is registered too, serving no verb and naming what brings it (``pending``): every tool
+then says "not implemented yet" from here, with no list of names of its own.
+
 ``TLT_ARCHITECTURES`` (comma-separated names) restricts the set, e.g. on a device that should only
 ever see ``detectnet_v2``.
 """
@@ -13,31 +19,44 @@ ever see ``detectnet_v2``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from libtlt.errors import TltError
+from libtlt.errors import TltError, UnsupportedError
 
 ENTRY_POINT_GROUP = "libtlt.architectures"
 
+#: Task types: what a tool needs to know about a model to serve it (outputs, reports, files).
+CLASSIFIER = "classifier"
+BOX_DETECTOR = "box_detector"
+INSTANCE_SEGMENTER = "instance_segmenter"
+TASKS = (CLASSIFIER, BOX_DETECTOR, INSTANCE_SEGMENTER)
+
 #: Attributes every architecture must provide; checked when it is loaded.
-REQUIRED_ATTRIBUTES = (
-    "name",
-    "spec_message",
-    "default_spec",
-    "validate",
-    "build",
-    "label_encoder",
-    "loss",
-    "post_process",
-    "export_outputs",
-    "train_plan",
-    "training_data",
-    "metrics",
-)
+REQUIRED_ATTRIBUTES = ("name", "task", "verbs", "spec_message", "validate")
+
+#: The tool verbs, and the attributes an architecture serving each needs (``"*"``: any task; a task's own
+#: entry adds to it). ``tensorfile`` is tlt-int8-tensorfile; ``calibrate`` is tlt-export's INT8 calibration
+#: from an image folder.
+VERB_ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {"*": ("default_spec", "build", "label_encoder", "loss", "post_process", "export_outputs",
+                    "train_plan", "training_data", "metrics")},
+    "evaluate": {BOX_DETECTOR: ("class_names", "input_shape", "output_names", "evaluation_batches",
+                                "check_evaluation_data", "decode", "evaluator")},
+    "infer": {BOX_DETECTOR: ("inference_options", "inference_setup")},
+    "export": {"*": ("export_outputs",)},
+    "tensorfile": {"*": ("calibration_batches",)},
+}
+VERBS = tuple(VERB_ATTRIBUTES)
+
+
+def verb_attributes(verb: str, task: str) -> tuple[str, ...]:
+    """What an architecture of ``task`` needs to serve ``verb``."""
+    table = VERB_ATTRIBUTES[verb]
+    return (*table.get("*", ()), *table.get(task, ()))
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,46 @@ class TrainingData:
     images: Sequence[str] = ()
 
 
+@dataclass
+class CalibrationData:
+    """INT8 calibration input of one spec: ``batches`` yields preprocessed ``[B, C, H, W]`` float32 images,
+    ``batch_size`` each (a last, smaller batch may follow); ``batch_size_field`` names the spec field that sets
+    the batch size and ``batch_size_location`` is where (``file:line:column``), for the error when the data
+    holds less than one batch."""
+
+    batches: Iterator[Any]
+    batch_size: int
+    batch_size_field: str
+    batch_size_location: str | None = None
+
+
+@dataclass
+class InferenceSetup:
+    """A box detector's model ready for ``tlt-infer``, built by the architecture from its spec.
+
+    ``preprocess`` turns one HWC uint8 image already resized to ``input_shape`` (C, H, W) into the network's
+    CHW float32 input; ``decode(outputs, count)`` turns a batch's outputs (by name) into ``count`` per-image
+    detections with ``boxes`` ``[M, 4]`` in network-input pixels, ``confidences`` and ``class_ids``.
+    ``label_names`` are the class names written to KITTI labels and ``colors`` the boxes' RGB colours, per class;
+    ``annotate`` / ``write_labels`` say which outputs are wanted (``settings_field`` names the spec section that
+    says so, for the warning when neither is) and ``linewidth`` how wide boxes are drawn.
+    """
+
+    predictor: Any
+    model_path: str
+    classes: Sequence[str]
+    input_shape: tuple[int, int, int]
+    batch_size: int
+    preprocess: Any
+    decode: Any
+    label_names: Sequence[str]
+    colors: Sequence[tuple[int, int, int]]
+    annotate: bool = True
+    write_labels: bool = True
+    linewidth: int = 2
+    settings_field: str = ""
+
+
 @runtime_checkable
 class Architecture(Protocol):
     """What a meta-architecture supplies; the verbs (train, evaluate, prune, export) do the rest.
@@ -106,6 +165,10 @@ class Architecture(Protocol):
     """
 
     name: str
+    #: One of :data:`TASKS`.
+    task: str
+    #: The tool verbs (:data:`VERBS`) this architecture serves.
+    verbs: frozenset[str]
 
     def spec_message(self) -> type:
         """The protobuf message class of this architecture's experiment spec."""
@@ -175,6 +238,16 @@ def check_architecture(obj: Any, origin: str) -> Any:
     missing = [attr for attr in REQUIRED_ATTRIBUTES if not hasattr(obj, attr)]
     if missing:
         raise RegistryError(f"architecture from '{origin}' lacks {', '.join(missing)}")
+    if obj.task not in TASKS:
+        raise RegistryError(f"architecture from '{origin}' has task '{obj.task}' (one of: {', '.join(TASKS)})")
+    unknown = sorted(set(obj.verbs) - set(VERBS))
+    if unknown:
+        raise RegistryError(f"architecture from '{origin}' serves unknown verb(s) {', '.join(unknown)} "
+                            f"(one of: {', '.join(VERBS)})")
+    for verb in sorted(obj.verbs):
+        lacking = [attr for attr in verb_attributes(verb, obj.task) if not hasattr(obj, attr)]
+        if lacking:
+            raise RegistryError(f"architecture from '{origin}' serves '{verb}' but lacks {', '.join(lacking)}")
     return obj
 
 
@@ -189,6 +262,64 @@ def get_architecture(name: str) -> Any:
     loaded = ep.load()
     obj = loaded() if isinstance(loaded, type) else loaded
     check_architecture(obj, ep.value)
-    if getattr(obj, "name", None) != name:
+    if getattr(obj, "name", None) != name and name not in getattr(obj, "aliases", ()):
         raise RegistryError(f"entry point '{name}' ({ep.value}) provides architecture named '{obj.name}'")
     return obj
+
+
+def supports(arch: Any, verb: str) -> bool:
+    """Whether ``arch`` serves ``verb``."""
+    return verb in arch.verbs
+
+
+def architectures_for(verb: str) -> list[str]:
+    """Names of the registered architectures that serve ``verb``, sorted (aliases too); loads each. A broken
+    plug-in is left out with a warning naming it, so that it cannot hide the others."""
+    from libtlt.log import get_logger
+
+    served = []
+    for name in architecture_names():
+        try:
+            arch = get_architecture(name)
+        except (RegistryError, ImportError) as err:
+            get_logger("libtlt.registry").warning("Skipping architecture '%s': %s", name, err)
+            continue
+        if supports(arch, verb):
+            served.append(name)
+    return served
+
+
+def resolve(tool: str, verb: str, name: str) -> Any:
+    """The architecture ``name`` for ``tool``'s ``verb``: unknown names list the ones that serve it, and a
+    registered architecture that does not serve it says "not implemented yet" (and what brings it)."""
+    points = _entry_points()
+    if name not in points:
+        known = ", ".join(architectures_for(verb)) or "none installed"
+        raise RegistryError(f"unknown architecture '{name}' (known: {known})")
+    arch = get_architecture(name)
+    if not supports(arch, verb):
+        pending = getattr(arch, "pending", None) or f"the {name} architecture does not serve {tool}"
+        raise UnsupportedError(f"{tool} {name} is not implemented yet ({pending}).")
+    return arch
+
+
+@dataclass(frozen=True)
+class DeclaredArchitecture:
+    """An architecture of the manuals whose implementation has not landed: its spec loads and validates
+    (``tlt-*`` report spec errors already), but it serves no verb; ``pending`` names what brings it."""
+
+    name: str
+    task: str
+    pending: str
+    aliases: tuple[str, ...] = ()
+    verbs: frozenset[str] = frozenset()
+
+    def spec_message(self) -> type:
+        from libtlt.spec.experiments import spec_kind
+
+        return spec_kind(self.name).message_class()
+
+    def validate(self, spec: Any) -> None:
+        from libtlt.spec.experiments import spec_kind
+
+        spec_kind(self.name).validate(spec)

@@ -163,4 +163,4 @@ def test_help_and_other_architectures() -> None:
     for flag in ("-m, --model", "-i, --image", "-d, --image_dir", "-b, --batch_size", "-k, --key",
                  "-cm, --class_map"):
         assert flag in result.output
-    assert "not implemented yet (a later issue)" in one_line_error(invoke("ssd", "-e", "spec.txt"))
+    assert "not implemented yet (issue 14)" in one_line_error(invoke("ssd", "-e", "spec.txt"))

@@ -154,4 +154,4 @@ def test_usage_errors() -> None:
     result = CliRunner().invoke(main, ["detectnet_v2", "-e", "spec.txt", "-o", "x.tensor", "-m", "0"])
     assert result.exit_code == 2 and "max_batches" in result.stderr
     result = CliRunner().invoke(main, ["classification", "-e", "spec.txt"])
-    assert result.exit_code == 2 and "not implemented yet (a later issue)" in result.stderr
+    assert result.exit_code == 2 and "classification architecture does not serve tlt-int8-tensorfile" in result.stderr

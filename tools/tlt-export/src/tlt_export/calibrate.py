@@ -6,7 +6,8 @@ Sources, in the order the manuals give them (000 §12, 001 export):
 2. ``--cal_image_dir``: ``--batch_size`` × ``--batches`` images of the directory (jpg, jpeg, png; sub-folders
    included), preprocessed exactly as the model's metadata says; with ``--cal_data_file`` too, those
    batches are also written there as a tensorfile.
-3. ``-e`` alone (the training data loader): not available yet, an error says so.
+3. ``-e`` alone: the training data loader of the architecture (``calibration_batches`` of the registry, the
+   batches tlt-int8-tensorfile writes), for architectures that have one; the others say so.
 
 A model trained with QAT carries its learned activation ranges in its metadata (``qat.ranges`` by Keras
 layer name, translated by ``tlt_export.qat_names``; or ``qat_scales``: graph tensor → amax); they are
@@ -16,7 +17,7 @@ never falls back to random data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,11 @@ def image_batches(paths: Sequence[Path], batch_size: int, metadata: Mapping[str,
 
 def calibration_batches(metadata: Mapping[str, Any], preprocessing: Preprocessing, *, cal_data_file: str | None,
                         cal_image_dir: str | None, experiment_spec: str | None, batch_size: int,
-                        batches: int) -> list[np.ndarray]:
-    """The calibration batches for ``--data_type int8`` (see the module docstring for the sources)."""
+                        batches: int, loader: Callable[[], Any] | None = None) -> list[np.ndarray]:
+    """The calibration batches for ``--data_type int8`` (see the module docstring for the sources).
+
+    ``loader`` returns the architecture's ``CalibrationData`` for the ``-e`` spec (its training loader, as
+    tlt-int8-tensorfile writes it), or is ``None`` when the architecture has none."""
     if cal_image_dir is not None:
         paths = pick_images(cal_image_dir, batch_size, batches)
         logger.info("Calibrating on %d images of %s (%d batches of %d).", len(paths), cal_image_dir, batches,
@@ -178,10 +182,22 @@ def calibration_batches(metadata: Mapping[str, Any], preprocessing: Preprocessin
         loaded = list(tensorfile_batches(cal_data_file, max_batches=batches))
         logger.info("Calibrating on %d batch(es) of %s.", len(loaded), cal_data_file)
         return loaded
+    if experiment_spec is not None and loader is not None:
+        data = loader()
+        loaded = []
+        for images in data.batches:
+            if len(loaded) >= batches or len(images) < data.batch_size:
+                break
+            loaded.append(np.asarray(images, dtype=np.float32))
+        if not loaded:
+            raise DataError(f"the training set of {experiment_spec} holds fewer images than one batch "
+                            f"({data.batch_size_field}: {data.batch_size})", location=data.batch_size_location)
+        logger.info("Calibrating on %d batch(es) of %d training images of %s (the spec's batch size; --batch_size "
+                    "applies to --cal_image_dir).", len(loaded), data.batch_size, experiment_spec)
+        return loaded
     if experiment_spec is not None:
-        raise UnsupportedError("calibration from the training data loader (-e without --cal_image_dir or "
-                               "--cal_data_file) is not available in this version: give --cal_image_dir or a "
-                               "--cal_data_file from tlt-int8-tensorfile")
+        raise UnsupportedError("this architecture has no training data loader for calibration (-e without "
+                               "--cal_image_dir or --cal_data_file): give --cal_image_dir or a --cal_data_file")
     raise DataError("--data_type int8 needs calibration data: --cal_data_file (a tensorfile from "
                     "tlt-int8-tensorfile) or --cal_image_dir (a directory of images)")
 

@@ -56,9 +56,9 @@ def main(arch: str | None, list_archs: bool, model: str | None, key: str | None,
     Usage: tlt-export ARCH -m MODEL.tlt -k KEY [OPTIONS]
     """
     if list_archs:
-        from libtlt.registry import architecture_names
+        from libtlt.registry import architectures_for
 
-        for name in architecture_names():
+        for name in architectures_for("export"):
             click.echo(name)
         return
     if arch is None:

@@ -124,6 +124,20 @@ def check_batch(preprocessing: Preprocessing) -> np.ndarray:
     return np.ascontiguousarray(((batch - offsets) * scale).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
+def _training_loader(arch: Any, spec: Any) -> Any:
+    """The architecture's calibration batches of ``spec`` (``-e``), or None without a spec or a loader."""
+    from libtlt.registry import supports
+
+    if spec is None or not supports(arch, "tensorfile"):
+        return None
+
+    def load() -> Any:
+        arch.validate(spec)
+        return arch.calibration_batches(spec)
+
+    return load
+
+
 def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Path | None = None,
            data_type: str = "fp32", cal_data_file: str | None = None, cal_image_dir: str | None = None,
            cal_cache_file: str | Path = "cal.bin", batches: int = 10, batch_size: int = 8, max_batch_size: int = 16,
@@ -131,14 +145,14 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
            force_ptq: bool = False, gen_ds_config: bool = False, strict_type_constraints: bool = False,
            verbose: bool = False) -> ExportResult:
     """Export ``model`` (.tlt) of architecture ``arch_name``; returns what was written."""
-    from libtlt.registry import get_architecture
+    from libtlt.registry import resolve
 
     started = time.perf_counter()
     if data_type not in DATA_TYPES:
         raise DataError(f"--data_type must be one of {', '.join(DATA_TYPES)}, not '{data_type}'")
     if batches < 1 or batch_size < 1 or max_batch_size < 1 or max_workspace_size < 1:
         raise DataError("--batches, --batch_size, --max_batch_size and --max_workspace_size must be positive")
-    arch = get_architecture(arch_name)
+    arch = resolve("tlt-export", "export", arch_name)
     out_path = Path(output_file) if output_file is not None else default_output_file(model)
     if out_path.resolve() == Path(model).resolve():
         raise DataError("-o names the input model itself; give another output file", location=out_path)
@@ -161,7 +175,8 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
     if data_type == "int8" and not use_qat:
         cal_batches = calibration_batches(metadata, preprocessing, cal_data_file=cal_data_file,
                                           cal_image_dir=cal_image_dir, experiment_spec=experiment_spec,
-                                          batch_size=batch_size, batches=batches)
+                                          batch_size=batch_size, batches=batches,
+                                          loader=_training_loader(arch, spec))
     onnx_model = keras_to_onnx(keras_model, export_names, opset=DEFAULT_OPSET)
     check = cal_batches[0][:CHECK_IMAGES] if cal_batches else check_batch(preprocessing)
     worst = check_conversion(keras_model, onnx_model, check, export_names)

@@ -44,9 +44,9 @@ def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, r
     RESULTS_DIR/weights.
     """
     if list_archs:
-        from libtlt.registry import architecture_names
+        from libtlt.registry import architectures_for
 
-        for name in architecture_names():
+        for name in architectures_for("train"):
             click.echo(name)
         return
     if arch is None:

@@ -43,21 +43,11 @@ from typing import Any
 from libtlt.errors import DataError, ModelFileError, TltError, UnsupportedError
 from libtlt.io.atomic import write_text
 from libtlt.log import get_logger
-from libtlt.registry import TrainPlan, architecture_names, get_architecture
+from libtlt.registry import TrainPlan, resolve
 from libtlt.spec import LoadedSpec, load_spec
 
 logger = get_logger("tlt_train.train")
 
-#: Architectures of the manuals that are not registered yet, and the issue that brings each.
-PENDING_ARCHITECTURES: dict[str, str] = {
-    "detectnet_v2": "issue 6",
-    "faster_rcnn": "a later issue",
-    "ssd": "a later issue",
-    "dssd": "a later issue",
-    "retinanet": "a later issue",
-    "yolo_v3": "a later issue",
-    "mask_rcnn": "a later issue",
-}
 #: Metadata key with which tlt-prune marks a pruned model: its whole graph is loaded for retraining.
 PRUNED_KEY = "pruned"
 
@@ -81,10 +71,8 @@ class TrainResult:
 
 
 def check_architecture(name: str) -> Any:
-    """The registered architecture ``name``; a manual's architecture not yet implemented says so."""
-    if name not in architecture_names() and name in PENDING_ARCHITECTURES:
-        raise UnsupportedError(f"tlt-train {name} is not implemented yet ({PENDING_ARCHITECTURES[name]}).")
-    return get_architecture(name)
+    """The registered architecture ``name``; one that does not train yet says so (``libtlt.registry.resolve``)."""
+    return resolve("tlt-train", "train", name)
 
 
 def load_experiment_spec(arch: Any, path: str | Path) -> LoadedSpec[Any]:

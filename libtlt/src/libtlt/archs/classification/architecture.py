@@ -21,7 +21,7 @@ from libtlt.archs.classification.classification_label_encoder import (
 )
 from libtlt.errors import SpecError, UnsupportedError
 from libtlt.log import get_logger
-from libtlt.registry import TrainingData, TrainPlan
+from libtlt.registry import CLASSIFIER, TrainingData, TrainPlan
 from libtlt.spec import LoadedSpec
 from libtlt.spec.backbones import backbone_name
 from libtlt.spec.protos import classification_pb2 as pb
@@ -68,6 +68,8 @@ class ClassificationArchitecture:
     """Classification behind the ``libtlt.registry.Architecture`` protocol."""
 
     name = NAME
+    task = CLASSIFIER
+    verbs = frozenset({"train", "evaluate", "infer", "export"})
 
     # ------------------------------------------------------------------------------ spec
     def spec_message(self) -> type:

@@ -41,7 +41,7 @@ loss's auto-weighting when ``enable_autoweighting`` is set.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -72,7 +72,7 @@ from libtlt.errors import DataError, SpecError
 from libtlt.layers.bbox_rasterizer import DEFAULT_STRIDE, TargetClassConfig
 from libtlt.layers.clustering import ClusteringConfig
 from libtlt.layers.clustering import postprocess as cluster_outputs
-from libtlt.registry import TrainingData, TrainPlan
+from libtlt.registry import BOX_DETECTOR, CalibrationData, TrainingData, TrainPlan
 from libtlt.spec import LoadedSpec
 from libtlt.spec import values as spec_values
 from libtlt.spec.backbones import backbone_name
@@ -84,6 +84,8 @@ DEFAULT_OFFSET = 0.5
 #: checkpoint_interval when the spec leaves it unset (proto comment: "the trainer's own interval of 10").
 DEFAULT_CHECKPOINT_INTERVAL = 10
 REGULARIZER_SCOPE = ("Conv2D", "DepthwiseConv2D", "Dense")
+#: Evaluation batch when training_config.batch_size_per_gpu is unset.
+DEFAULT_EVAL_BATCH_SIZE = 4
 
 
 def _f(value: float) -> float:
@@ -321,9 +323,64 @@ class DetectNetV2Architecture:
     """DetectNet_v2 behind the ``libtlt.registry.Architecture`` protocol."""
 
     name = NAME
+    task = BOX_DETECTOR
+    verbs = frozenset({"train", "evaluate", "infer", "export", "tensorfile"})
 
     def __init__(self) -> None:
         self._losses: dict[int, DetectNetLoss] = {}
+
+    # --------------------------------------------------------------------------- evaluate, tensorfile
+    def class_names(self, spec: LoadedSpec[Any]) -> list[str]:
+        return class_names(spec)
+
+    def input_shape(self, spec: LoadedSpec[Any]) -> tuple[int, int, int]:
+        return input_shape(spec)
+
+    def output_names(self, spec: LoadedSpec[Any]) -> list[str]:
+        """The network's outputs as the runtimes name them (``decode`` reads them by these names)."""
+        return [OUTPUT_COV, OUTPUT_BBOX]
+
+    def evaluation_batches(self, spec: LoadedSpec[Any], *, use_training_set: bool = False,
+                           batch_size: int | None = None) -> Iterator[tuple[np.ndarray, list[GroundTruth]]]:
+        """Preprocessed images ``[B, C, H, W]`` and ground truth in network-input pixels; the batch size defaults
+        to ``training_config.batch_size_per_gpu``."""
+        from libtlt.archs.detectnet_v2.detectnet_v2_evaluation import evaluation_batches
+
+        batch = batch_size or spec.message.training_config.batch_size_per_gpu or DEFAULT_EVAL_BATCH_SIZE
+        return evaluation_batches(spec, use_training_set=use_training_set, batch_size=batch)
+
+    def check_evaluation_data(self, spec: LoadedSpec[Any], classes: Sequence[str], use_training_set: bool) -> None:
+        from libtlt.archs.detectnet_v2.detectnet_v2_evaluation import check_evaluation_data
+
+        check_evaluation_data(spec, classes, use_training_set)
+
+    def decode(self, spec: LoadedSpec[Any], outputs: Mapping[str, np.ndarray], image_sizes: Sequence[tuple[int, int]],
+               classes: Sequence[str]) -> list[ImageDetections]:
+        """Clustered detections per image (boxes in network-input pixels, clipped to ``image_sizes``)."""
+        return postprocess(spec, outputs[OUTPUT_COV], outputs[OUTPUT_BBOX], image_sizes, classes=classes)
+
+    def evaluator(self, spec: LoadedSpec[Any], classes: Sequence[str]) -> Any:
+        from libtlt.metrics.detection import DetectionEvaluator
+
+        return DetectionEvaluator.from_spec(spec.message.evaluation_config, classes)
+
+    def inference_options(self) -> list[Any]:
+        """tlt-infer options beyond ``-e/-i/-o/-k``: none (the inference spec holds everything)."""
+        return []
+
+    def inference_setup(self, spec_path: str | Path, key: str | None) -> Any:
+        """The inference spec's model, classes, decoding and outputs (``detectnet_v2_inference``)."""
+        from libtlt.archs.detectnet_v2.detectnet_v2_inference import inference_setup
+
+        return inference_setup(spec_path, key)
+
+    def calibration_batches(self, spec: LoadedSpec[Any], *, use_validation_set: bool = False) -> CalibrationData:
+        """Training (or validation) images preprocessed as for evaluation, ``batch_size_per_gpu`` at a time."""
+        batch_size = int(spec.message.training_config.batch_size_per_gpu)
+        images = (images for images, _ in eval_dataset(spec, use_training_set=not use_validation_set,
+                                                       batch_size=batch_size))
+        field = "training_config.batch_size_per_gpu"
+        return CalibrationData(images, batch_size, field, spec.locate(field))
 
     def spec_message(self) -> type:
         return pb.Experiment

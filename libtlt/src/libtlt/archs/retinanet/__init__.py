@@ -1,1 +1,6 @@
-"""RetinaNet: FPN detector trained with focal loss (000 §7.6, §7.8); spec validation in validation.py."""
+"""RetinaNet: FPN detector trained with focal loss (000 §7.6, §7.8); spec validation in validation.py;
+registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+
+from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
+
+ARCHITECTURE = DeclaredArchitecture("retinanet", BOX_DETECTOR, pending="issue 15")

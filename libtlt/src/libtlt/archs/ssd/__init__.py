@@ -1,1 +1,6 @@
-"""SSD: single-shot multibox detector (000 §7.4); spec validation in validation.py."""
+"""SSD: single-shot multibox detector (000 §7.4); spec validation in validation.py;
+registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+
+from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
+
+ARCHITECTURE = DeclaredArchitecture("ssd", BOX_DETECTOR, pending="issue 14")

@@ -1,1 +1,6 @@
-"""YOLOv3: three-scale anchor detector (000 §7.7); spec validation in validation.py."""
+"""YOLOv3: three-scale anchor detector (000 §7.7); spec validation in validation.py;
+registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+
+from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
+
+ARCHITECTURE = DeclaredArchitecture("yolo_v3", BOX_DETECTOR, pending="issue 15", aliases=("yolo",))

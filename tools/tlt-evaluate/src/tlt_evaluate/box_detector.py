@@ -1,12 +1,12 @@
-"""``tlt-evaluate detectnet_v2`` (000 §9.2, §7.2.7): per-class average precision and mAP (PASCAL VOC).
+"""``tlt-evaluate ARCH`` for every box detector (000 §9): per-class average precision and mAP.
 
-The experiment spec (the training spec) gives the dataset — the validation fold or ``validation_data_source``;
-with ``--use_training_set`` the training records plus the validation ones —, the clustering of
-``postprocessing_config`` and the ``evaluation_config`` (``average_precision_mode``, per-class
-``minimum_detection_ground_truth_overlap`` and ``evaluation_box_config``). The model's recorded classes and input
-shape must agree with the spec's. Results: the table on stdout, ``evaluation.json`` and one precision-recall curve
-per class (``precision_recall_<class>.png``) in the results directory (default: the model's directory), each
-written atomically.
+One path for all of them; the architecture (``libtlt.registry``, task ``box_detector``) supplies what differs:
+its classes and input shape, the evaluated batches (``evaluation_batches``: preprocessed images and ground truth
+in network-input pixels), a data check (``check_evaluation_data``), the decoding of the network outputs into
+boxes (``decode``) and the AP evaluator of its spec (``evaluator``: DetectNet_v2's ``evaluation_config``, ...).
+The model's recorded classes and input shape must agree with the spec's. Results: the table on stdout,
+``evaluation.json`` and one precision-recall curve per class (``precision_recall_<class>.png``) in the results
+directory (default: the model's directory), each written atomically.
 
 ``-f tlt|onnxruntime|tensorrt`` (default: by the model file): a ``.tlt`` runs with Keras, an ``.etlt`` or an
 onnxruntime engine with onnxruntime, a TensorRT engine (or ``-f tensorrt``) with TensorRT, which must be installed
@@ -15,14 +15,12 @@ onnxruntime engine with onnxruntime, a TensorRT engine (or ``-f tensorrt``) with
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import math
 import re
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,10 @@ import numpy as np
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
 
-logger = get_logger("tlt_evaluate.detectnet_v2")
+logger = get_logger("tlt_evaluate.box_detector")
 
 REPORT_FILE = "evaluation.json"
 PR_CURVE_PATTERN = "precision_recall_{}.png"
-DEFAULT_BATCH_SIZE = 4
 
 
 def pr_curve_file(class_name: str) -> str:
@@ -44,29 +41,29 @@ def pr_curve_file(class_name: str) -> str:
     return PR_CURVE_PATTERN.format(re.sub(r"[^A-Za-z0-9_.-]", "_", class_name) or "_")
 
 
-def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, key: str | None, *,
+def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, model: str | Path, key: str | None, *,
                           use_training_set: bool = False, framework: str | None = None,
                           results_dir: str | Path | None = None, batch_size: int | None = None) -> Any:
-    """Evaluate a DetectNet_v2 ``.tlt``; print the table and write the report and PR curves. Returns the
-    ``DetectionResult``."""
-    from libtlt.archs.detectnet_v2 import architecture as arch
-    from libtlt.metrics.detection import DetectionEvaluator
+    """Evaluate a box detector's model; print the table and write the report and PR curves. Returns the
+    evaluator's result (per-class AP, mAP)."""
+    from libtlt.registry import get_architecture
     from libtlt.runtime.predictor import make_predictor
-    from libtlt.spec.experiments import load_experiment
+    from libtlt.spec import load_spec
 
-    spec = load_experiment("detectnet_v2", experiment_spec_file)
+    arch = get_architecture(arch_name)
+    spec = load_spec(experiment_spec_file, arch.spec_message())
+    arch.validate(spec)
     classes = arch.class_names(spec)
-    _warn_about_missing_classes(spec, classes, use_training_set)
-    predictor = make_predictor(model, key, framework, architecture="detectnet_v2")
+    arch.check_evaluation_data(spec, classes, use_training_set)
+    predictor = make_predictor(model, key, framework, architecture=arch.name)
     metadata = predictor.metadata
     if predictor.framework != "tlt" and "classes" not in metadata:  # an engine records no classes: the spec's
         metadata = {**metadata, "classes": list(classes)}
     _check_model(metadata, classes, arch.input_shape(spec), model, experiment_spec_file)
-    batch = batch_size or spec.message.training_config.batch_size_per_gpu or DEFAULT_BATCH_SIZE
     _, height, width = arch.input_shape(spec)
-    _output_indices(predictor, model)
+    _check_outputs(predictor, arch.output_names(spec), model)
 
-    evaluator = DetectionEvaluator.from_spec(spec.message.evaluation_config, classes)
+    evaluator = arch.evaluator(spec, classes)
     num_images = 0
     seconds: list[float] = []
     import tensorflow as tf
@@ -75,12 +72,12 @@ def evaluate_detectnet_v2(experiment_spec_file: str | Path, model: str | Path, k
 
     with progress(unit="img", desc="Evaluating", leave=False) as bar:
         try:
-            for images, truths in _batches(arch, spec, use_training_set, batch):
+            for images, truths in arch.evaluation_batches(spec, use_training_set=use_training_set,
+                                                          batch_size=batch_size):
                 start = time.perf_counter()
                 outputs = predictor(np.asarray(images))
                 seconds.append((time.perf_counter() - start) / max(len(truths), 1))
-                detections = arch.postprocess(spec, outputs["output_cov"], outputs["output_bbox"],
-                                              [(width, height)] * len(truths), classes=classes)
+                detections = arch.decode(spec, outputs, [(width, height)] * len(truths), classes)
                 for found, truth in zip(detections, truths, strict=True):
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,
                                         truth.class_ids)
@@ -113,82 +110,19 @@ def _check_model(metadata: dict[str, Any], classes: Sequence[str], shape: Sequen
                  spec_path: str | Path) -> None:
     found = [str(c) for c in metadata.get("classes") or []]
     if found != list(classes):
-        raise ModelFileError(f"the model's classes [{', '.join(found)}] disagree with the spec's "
-                             f"cost_function_config.target_classes [{', '.join(classes)}] of {spec_path}",
-                             location=model)
+        raise ModelFileError(f"the model's classes [{', '.join(found)}] disagree with the classes "
+                             f"[{', '.join(classes)}] of {spec_path}", location=model)
     recorded = metadata.get("input_shape")
     if recorded is not None and [int(v) for v in recorded] != [int(v) for v in shape]:
-        raise ModelFileError(f"the model's input shape {list(recorded)} differs from the spec's preprocessing "
-                             f"output {list(shape)} (C, H, W) of {spec_path}", location=model)
+        raise ModelFileError(f"the model's input shape {list(recorded)} differs from the spec's network input "
+                             f"{list(shape)} (C, H, W) of {spec_path}", location=model)
 
 
-def _output_indices(model: Any, path: str | Path) -> tuple[int, int]:
+def _check_outputs(model: Any, expected: Sequence[str], path: str | Path) -> None:
     names = [str(n) for n in getattr(model, "output_names", [])]
-    if "output_cov" not in names or "output_bbox" not in names:
-        raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not output_cov and output_bbox",
+    if not set(expected) <= set(names):
+        raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not {' and '.join(expected)}",
                              location=path)
-    return names.index("output_cov"), names.index("output_bbox")
-
-
-def _record_class_counts(spec: Any) -> Counter[str]:
-    """Objects per class name (lower case, before target_class_mapping) in every record of dataset_config."""
-    from libtlt.io.example import decode_example
-    from libtlt.io.tfrecord import read_records
-
-    config = spec.message.dataset_config
-    sources = [*config.data_sources, *([config.validation_data_source] if config.HasField("validation_data_source")
-                                       else [])]
-    counts: Counter[str] = Counter()
-    for source in sources:
-        for path in sorted(glob.glob(source.tfrecords_path)):
-            if not Path(path).is_file() or path.endswith(".json"):
-                continue
-            for data in read_records(path):
-                names = decode_example(data, source=path).get("target/object_class", [])
-                counts.update(n.decode("utf-8").lower() if isinstance(n, bytes) else str(n).lower() for n in names)
-    return counts
-
-
-def _warn_about_missing_classes(spec: Any, classes: Sequence[str], use_training_set: bool) -> None:
-    """Warn, with the class map, about target_class_mapping classes that no record holds and about target classes
-    without objects in the evaluated frames; no object of any target class there is an error."""
-    from libtlt.archs.detectnet_v2.detectnet_v2_data import split_frames
-    from libtlt.spec import values
-
-    train, val = split_frames(spec, classes)  # raises DataError for patterns that match no file
-    mapping = values.class_mapping(spec.message.dataset_config)
-    class_map = ", ".join(f"{k}: {v}" for k, v in mapping.items())
-    found = _record_class_counts(spec)
-    absent = [k for k in mapping if found[k.lower()] == 0]
-    if absent:
-        logger.warning("target_class_mapping names class(es) %s that no record holds (classes in the records: %s). "
-                       "Class map (Label in GT: Label in tfrecords file): %s", ", ".join(absent),
-                       ", ".join(sorted(found)) or "none", class_map)
-    frames = [*train, *val] if use_training_set else val
-    counts = np.zeros(len(classes), dtype=np.int64)
-    for frame in frames:
-        counts += np.bincount(np.asarray(frame.classes, dtype=np.int64), minlength=len(classes))[:len(classes)]
-    where = "training and validation" if use_training_set else "validation"
-    if frames and not counts.any():
-        raise DataError(f"the {where} records hold no object of any target class ({', '.join(classes)}); "
-                        f"check target_class_mapping (Label in GT: Label in tfrecords file: {class_map})",
-                        location=spec.locate("dataset_config.target_class_mapping"))
-    missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
-    if missing:
-        logger.warning("Target class(es) %s have no object in the %s records: their AP is undefined and left out "
-                       "of mAP", ", ".join(missing), where)
-
-
-def _batches(arch: Any, spec: Any, use_training_set: bool, batch: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
-    """The validation batches, or the training batches followed by the validation ones."""
-    if not use_training_set:
-        yield from arch.eval_dataset(spec, batch_size=batch)
-        return
-    yield from arch.eval_dataset(spec, use_training_set=True, batch_size=batch)
-    from libtlt.archs.detectnet_v2.detectnet_v2_data import split_frames
-
-    if split_frames(spec, arch.class_names(spec))[1]:
-        yield from arch.eval_dataset(spec, batch_size=batch)
 
 
 # -------------------------------------------------------------------------------------------- reports

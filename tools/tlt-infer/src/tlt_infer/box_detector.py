@@ -1,0 +1,186 @@
+"""``tlt-infer ARCH`` for every box detector (000 §10): boxes on images, KITTI labels with confidence.
+
+One path for all of them; the architecture (``libtlt.registry``, task ``box_detector``) turns its spec into an
+``InferenceSetup``: the model (any runtime: ``.tlt`` with Keras, ``.etlt`` or engines with onnxruntime or
+TensorRT), its classes, the network input, the preprocessing, the decoding of the outputs and the per-class
+label names and colours. Images of any size are resized to the network input, run through the network and
+decoded; the boxes are then mapped back to the original image's pixels. Outputs, each written atomically:
+
+* ``OUT/images_annotated/<image name>`` — the original image with the boxes drawn in the class's colour (when
+  the setup asks for annotated images);
+* ``OUT/labels/<image stem>.txt`` — one KITTI line per box with the confidence as a 16th field (when the setup
+  asks for labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from libtlt.errors import DataError
+from libtlt.log import get_logger
+
+logger = get_logger("tlt_infer.box_detector")
+
+ANNOTATED_DIR = "images_annotated"
+LABELS_DIR = "labels"
+#: Pillow modes by the number of colour channels they carry (alpha does not count).
+_ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's detections in its original pixels (``boxes`` [M, 4], ``confidences`` [M], ``class_ids`` [M])."""
+
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    confidences: np.ndarray
+    class_ids: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------- images
+
+
+def list_inputs(path: str | Path) -> list[Path]:
+    """``path`` itself when it is a file, else the image files directly inside the directory, sorted by name."""
+    from libtlt.io.images import is_image_file
+
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError("no such image or directory", location=path)
+    images = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+    if not images:
+        raise DataError("the directory holds no .jpg, .jpeg or .png images", location=path)
+    stems: dict[str, Path] = {}
+    for image in images:
+        if image.stem in stems:
+            raise DataError(f"{stems[image.stem].name} and {image.name} would both write labels/{image.stem}.txt; "
+                            "rename one of them", location=path)
+        stems[image.stem] = image
+    return images
+
+
+def channel_count(image: Image.Image) -> int:
+    """Colour channels of a Pillow image (1 for greyscale modes, 3 otherwise; alpha is ignored)."""
+    return 1 if image.mode in _ONE_CHANNEL_MODES else 3
+
+
+def load_image(path: Path, channels: int) -> np.ndarray:
+    """The image as HWC uint8 with ``channels`` channels; a greyscale image for a colour model (or the reverse)
+    is an error naming the file."""
+    from libtlt.io.images import read_image
+
+    try:
+        with Image.open(path) as image:
+            found = channel_count(image)
+    except OSError:
+        found = channels  # read_image reports the unreadable file
+    if found != channels:
+        raise DataError(f"the image has {found} channel{'s' if found > 1 else ''} but the model expects {channels}",
+                        location=path)
+    return read_image(path, channels=channels)
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """HWC uint8 at the network size (bilinear)."""
+    if image.shape[1] != width or image.shape[0] != height:
+        mode_image = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        resized = np.asarray(mode_image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+        image = resized.reshape(height, width, -1)
+    return image
+
+
+def map_boxes_back(boxes: np.ndarray, *, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """Scale ``[M, 4]`` boxes from the network input ``(width, height)`` to the original image's and clip them."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sx = to_size[0] / from_size[0]
+    sy = to_size[1] / from_size[1]
+    mapped = boxes * np.array([sx, sy, sx, sy])
+    mapped[:, 0::2] = np.clip(mapped[:, 0::2], 0.0, float(to_size[0]))
+    mapped[:, 1::2] = np.clip(mapped[:, 1::2], 0.0, float(to_size[1]))
+    return mapped
+
+
+# -------------------------------------------------------------------------------------------- outputs
+
+
+def kitti_text(result: ImageResult, label_names: Sequence[str]) -> str:
+    from libtlt.io.kitti import format_labels, make_object
+
+    objects = [make_object(label_names[int(c)], box, float(conf))
+               for box, conf, c in zip(result.boxes, result.confidences, result.class_ids, strict=True)]
+    return format_labels(objects) if objects else ""
+
+
+def draw_boxes(image: np.ndarray, result: ImageResult, colors: Sequence[tuple[int, int, int]],
+               linewidth: int) -> np.ndarray:
+    """The image (HWC uint8) as RGB with every box outlined in its class's colour, ``linewidth`` pixels wide."""
+    canvas = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    for box, c in zip(result.boxes, result.class_ids, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        draw.rectangle((x1, y1, max(x2 - 1, x1), max(y2 - 1, y1)), outline=colors[int(c)], width=linewidth)
+    return np.asarray(canvas)
+
+
+# -------------------------------------------------------------------------------------------- running
+
+
+def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: str | Path,
+                       inference_output: str | Path, key: str | None, **options: Any) -> list[ImageResult]:
+    """Run the spec's model on one image or a directory of images; write annotated images and labels."""
+    from libtlt.io.atomic import write_text
+    from libtlt.io.images import write_image
+    from libtlt.log import progress
+    from libtlt.registry import get_architecture
+
+    images = list_inputs(inference_input)
+    setup = get_architecture(arch_name).inference_setup(spec_path, key, **options)
+    channels, height, width = setup.input_shape
+    out = Path(inference_output)
+    annotated_dir, labels_dir = out / ANNOTATED_DIR, out / LABELS_DIR
+    if setup.annotate:
+        annotated_dir.mkdir(parents=True, exist_ok=True)
+    if setup.write_labels:
+        labels_dir.mkdir(parents=True, exist_ok=True)
+    if not setup.annotate and not setup.write_labels:
+        logger.warning("%s asks for neither annotated images nor labels: nothing will be written",
+                       setup.settings_field or "the spec")
+    logger.info("Running %s on %d image(s) at %dx%d", setup.model_path, len(images), width, height)
+
+    results: list[ImageResult] = []
+    with progress(total=len(images), unit="img", desc="Inference", leave=False) as bar:
+        for paths in _batches(images, setup.batch_size):
+            originals = [load_image(p, channels) for p in paths]
+            batch = np.stack([setup.preprocess(resize(a, width, height)) for a in originals])
+            outputs = setup.predictor(batch)
+            for path, original, detections in zip(paths, originals, setup.decode(outputs, len(paths)), strict=True):
+                size = (original.shape[1], original.shape[0])
+                result = ImageResult(path, size[0], size[1],
+                                     map_boxes_back(detections.boxes, from_size=(width, height), to_size=size),
+                                     detections.confidences, detections.class_ids)
+                if setup.write_labels:
+                    write_text(labels_dir / f"{path.stem}.txt", kitti_text(result, setup.label_names), fsync=False)
+                if setup.annotate:
+                    write_image(annotated_dir / path.name, draw_boxes(original, result, setup.colors, setup.linewidth))
+                results.append(result)
+                bar.update(1)
+    total = sum(len(r.confidences) for r in results)
+    logger.info("%d object(s) found in %d image(s); outputs in %s", total, len(results), out)
+    return results
