@@ -326,7 +326,7 @@ def test_wrong_key_for_the_pretrained_model(data: Path, tmp_path: Path) -> None:
 def test_unknown_and_pending_architectures(tmp_path: Path) -> None:
     assert "unknown architecture 'nosuch' (known: classification" in one_error(invoke("nosuch", "-e", "x.txt"))
     line = one_error(invoke("mask_rcnn", "-e", "x.txt"))
-    assert line == "Error: tlt-train mask_rcnn is not implemented yet (a later issue)."
+    assert line == "Error: tlt-train mask_rcnn is not implemented yet (issue 17)."
 
 
 def test_model_name_must_be_a_file_name(data: Path, tmp_path: Path) -> None:
