@@ -54,7 +54,8 @@ import pytest
 keras = pytest.importorskip("keras")
 datasets = pytest.importorskip("sklearn.datasets")
 
-from libtlt.data.classification import input_config_from_spec, preprocess  # noqa: E402
+from libtlt.archs.classification.classification_inputs import input_config_from_spec  # noqa: E402
+from libtlt.data.classification import preprocess  # noqa: E402
 from libtlt.registry import get_architecture  # noqa: E402
 from tlt_train.train import _optimizer, load_experiment_spec  # noqa: E402
 

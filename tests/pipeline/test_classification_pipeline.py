@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from libtlt.archs.classification.classification_inputs import augment_settings, input_config_from_spec
 from libtlt.data.classification import (
     BRIGHTNESS_DELTA,
     CAFFE_MEAN_BGR,
     ClassMap,
     InputConfig,
-    augment_settings,
     check_image,
     input_config_from_metadata,
-    input_config_from_spec,
     load_images_for_inference,
     make_dataset,
     preprocess,
@@ -437,16 +435,9 @@ def test_input_config_from_model_metadata() -> None:
     meta = {"architecture": "classification", "classes": ["a", "b"], "input_shape": [1, 48, 64],
             "input_layout": "NCHW", "preprocess_mode": "torch", "image_mean": None, "interpolation": "bicubic",
             "spec": 'model_config { arch: "vgg" n_layers: 16 input_image_size: "1,48,64" }'}
-    config = input_config_from_metadata(meta)  # a prototxt spec without augment: no centre crop
+    config = input_config_from_metadata(meta)  # saved before center_crop was recorded: no crop, with a warning
     assert config == InputConfig(1, 48, 64, "torch", interpolation="bicubic", center_crop=False)
     assert input_config_from_metadata({**meta, "center_crop": True}).center_crop
-    yaml_spec = textwrap.dedent("""\
-        model:
-          arch: 'vgg'
-        augment:
-          enable_center_crop: False
-        """)
-    assert not input_config_from_metadata({**meta, "spec": yaml_spec}).center_crop
     assert not input_config_from_metadata({**meta, "center_crop": False}).center_crop
     assert input_config_from_metadata(meta, center_crop=False).center_crop is False
     with pytest.raises(ModelFileError, match="input_shape"):

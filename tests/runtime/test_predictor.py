@@ -62,7 +62,8 @@ def classification_spec(train_dir: Path, val_dir: Path) -> str:
 def classification(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import keras
 
-    from libtlt.data.classification import input_config_from_spec, make_dataset, scan_folder
+    from libtlt.archs.classification.classification_inputs import input_config_from_spec
+    from libtlt.data.classification import make_dataset, scan_folder
     from libtlt.registry import get_architecture
     from libtlt.runtime.keras_model import save_tlt_model
     from libtlt.spec import load_spec

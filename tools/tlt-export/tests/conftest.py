@@ -74,7 +74,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     classes = arch.classes_from_folders(spec)
     keras.utils.set_random_seed(0)
     model = arch.build(spec, classes)
-    from libtlt.data.classification import input_config_from_spec
+    from libtlt.archs.classification.classification_inputs import input_config_from_spec
 
     index = scan_folder(sample.root / "train")
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss=arch.loss(spec))

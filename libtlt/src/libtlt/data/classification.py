@@ -5,9 +5,9 @@
 * :func:`scan_folder` — list ``root/<class>/**/<image>`` into a :class:`FolderIndex`, checking every
   image cheaply (header, PNG checksums, JPEG end marker) so that one corrupt file is skipped with a
   warning instead of failing an epoch half-way.
-* :class:`InputConfig` / :func:`input_config_from_spec` / :func:`input_config_from_metadata` — what
+* :class:`InputConfig` / :func:`input_config_from_metadata` — what
   the network expects (C, H, W, preprocess_mode, image_mean, interpolation) and the training
-  augmentation of the 003 ``augment`` section.
+  augmentation of the 003 ``augment`` section (a spec's: ``libtlt.archs.classification.classification_inputs``).
 * :func:`make_dataset` — a ``tf.data.Dataset`` of ``(images [N, C, H, W] float32, one-hot labels
   [N, K] float32)``: parallel decode, resize (or crop), training-only augmentation, preprocessing.
 * :func:`preprocess` — the same preprocessing in NumPy, for calibration, export checks and tests;
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from libtlt.errors import DataError, ModelFileError, SpecError
+from libtlt.errors import DataError, ModelFileError
 from libtlt.io.atomic import write_text
 from libtlt.io.images import is_image_file
 from libtlt.log import get_logger
@@ -321,73 +321,6 @@ class AugmentSettings:
                 f"unwritten settings)")
 
 
-def augment_settings(experiment: Any, syntax: str | None = None) -> AugmentSettings:
-    """The augmentation a classification spec asks for, with the defaults of the form it is written in.
-
-    The 003 YAML form takes the 003 tables' defaults (random crop, centre crop and colour augmentation
-    on, mixup_alpha 0.2, label_smoothing 0.1). In the 000 prototxt form the original toolkit's fields
-    are proto3 scalars, so an unwritten ``enable_random_crop``, ``enable_center_crop``,
-    ``enable_color_augmentation``, ``mixup_alpha`` or ``label_smoothing`` means false / 0; horizontal
-    flip stays on unless ``disable_horizontal_flip``. ``experiment`` is a ``LoadedSpec`` (its
-    ``syntax`` decides) or a message (``syntax`` then defaults to "text").
-    """
-    from libtlt.archs.classification.validation import canonical_experiment
-
-    message = getattr(experiment, "message", experiment)
-    form = syntax or getattr(experiment, "syntax", "text")
-    exp = canonical_experiment(message)
-    augment, train = exp.augment, exp.train_config
-    yaml_form = form == "yaml"
-
-    def pick(owner: Any, name: str, zero: Any) -> Any:
-        return getattr(owner, name) if yaml_form or owner.HasField(name) else zero
-
-    return AugmentSettings(
-        random_crop=bool(pick(augment, "enable_random_crop", False)),
-        center_crop=bool(pick(augment, "enable_center_crop", False)),
-        color_augmentation=bool(pick(augment, "enable_color_augmentation", False)),
-        horizontal_flip=not augment.disable_horizontal_flip,
-        mixup_alpha=float(f"{pick(augment, 'mixup_alpha', 0.0):.7g}"),
-        label_smoothing=float(f"{pick(train, 'label_smoothing', 0.0):.7g}"),
-        defaults="yaml" if yaml_form else "prototxt",
-    )
-
-
-def input_config_from_spec(experiment: Any, *, training: bool) -> InputConfig:
-    """The input configuration of a classification spec (a ``LoadedSpec``, or a message: prototxt form).
-
-    Unwritten augmentation settings take the defaults of the spec's form (:func:`augment_settings`).
-    Augmentation is returned only for ``training``; evaluation gets only the center crop setting.
-    """
-    from libtlt.archs.classification.validation import canonical_experiment, input_image_size
-    from libtlt.spec.protos import classification_pb2 as pb
-
-    message = getattr(experiment, "message", experiment)
-    exp = canonical_experiment(message)
-    channels, height, width = input_image_size(exp.model_config)
-    bicubic = exp.model_config.resize_interpolation_method == pb.BICUBIC
-    mean = tuple(exp.data.image_mean) or None
-    if mean is not None and exp.data.preprocess_mode != "caffe":
-        logger.warning("data.image_mean is used only with preprocess_mode 'caffe'; ignored for '%s'",
-                       exp.data.preprocess_mode)
-        mean = None
-    settings = augment_settings(experiment)
-    common: dict[str, Any] = {
-        "channels": channels, "height": height, "width": width, "preprocess_mode": exp.data.preprocess_mode,
-        "image_mean": mean, "interpolation": "bicubic" if bicubic else "bilinear",
-    }
-    if not training:
-        return InputConfig(**common, center_crop=settings.center_crop)
-    return InputConfig(
-        **common,
-        random_crop=settings.random_crop,
-        color_augmentation=settings.color_augmentation,
-        horizontal_flip=settings.horizontal_flip,
-        mixup_alpha=settings.mixup_alpha,
-        label_smoothing=settings.label_smoothing,
-    )
-
-
 def input_config_from_metadata(metadata: Mapping[str, Any], *, center_crop: bool | None = None,
                                source: str | Path | None = None) -> InputConfig:
     """The evaluation input configuration recorded in a classification model's metadata.
@@ -404,7 +337,10 @@ def input_config_from_metadata(metadata: Mapping[str, Any], *, center_crop: bool
                              location=source)
     if center_crop is None:
         stored = metadata.get("center_crop")
-        center_crop = bool(stored) if stored is not None else _spec_center_crop(metadata.get("spec"))
+        if stored is None:  # saved before tlt recorded it (2026-12-03): those models were trained uncropped
+            logger.warning("The model records no center_crop setting (saved by an older tlt): evaluating without "
+                           "centre crop; retrain or re-save it to record the setting")
+        center_crop = bool(stored)
     mean = metadata.get("image_mean")
     try:
         return InputConfig(
@@ -417,21 +353,6 @@ def input_config_from_metadata(metadata: Mapping[str, Any], *, center_crop: bool
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"the model metadata has an unusable input description ({err})",
                              location=source) from None
-
-
-def _spec_center_crop(text: Any) -> bool:
-    """Centre crop of a model saved without a ``center_crop`` key, from its stored spec text."""
-    from libtlt.spec.loader import load_spec_text
-    from libtlt.spec.protos import classification_pb2 as pb
-
-    if isinstance(text, str) and text.strip():
-        for syntax in ("text", "yaml"):
-            try:
-                spec = load_spec_text(text, pb.Experiment, name="<model spec>", syntax=syntax)
-            except SpecError:
-                continue
-            return augment_settings(spec).center_crop
-    return False
 
 
 # ----------------------------------------------------------------------------------- preprocessing

@@ -37,14 +37,9 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
                             framework: str | None = None) -> ClassificationReport:
     """Evaluate a classification ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
     report. ``framework`` (``-f``): tlt, onnxruntime or tensorrt; ``None`` picks by the model file."""
+    from libtlt.archs.classification.classification_inputs import input_config_from_spec
     from libtlt.archs.classification.validation import canonical_experiment
-    from libtlt.data.classification import (
-        ClassMap,
-        input_config_from_metadata,
-        input_config_from_spec,
-        make_dataset,
-        scan_folder,
-    )
+    from libtlt.data.classification import ClassMap, input_config_from_metadata, make_dataset, scan_folder
     from libtlt.spec.experiments import load_experiment
 
     spec = load_experiment("classification", experiment_spec_file)

@@ -161,7 +161,7 @@ class ClassificationArchitecture:
 
     def label_encoder(self, spec: LoadedSpec[pb.Experiment], num_classes: int | None = None) -> ClassificationLabelEncoder:
         classes = num_classes if num_classes is not None else len(self.classes_from_folders(spec))
-        from libtlt.data.classification import augment_settings
+        from libtlt.archs.classification.classification_inputs import augment_settings
 
         return ClassificationLabelEncoder(classes, augment_settings(spec).label_smoothing)
 
@@ -185,13 +185,8 @@ class ClassificationArchitecture:
     # ------------------------------------------------------------------------------ data
     def training_data(self, spec: LoadedSpec[pb.Experiment], *, batch_size: int, seed: int | None = None,
                       strict: bool = False) -> TrainingData:
-        from libtlt.data.classification import (
-            augment_settings,
-            dataset_steps,
-            input_config_from_spec,
-            make_dataset,
-            scan_folder,
-        )
+        from libtlt.archs.classification.classification_inputs import augment_settings, input_config_from_spec
+        from libtlt.data.classification import dataset_steps, make_dataset, scan_folder
 
         exp = experiment(spec)
         train_root = self._train_path(spec)
@@ -227,7 +222,7 @@ class ClassificationArchitecture:
 
     def metadata(self, spec: LoadedSpec[pb.Experiment], classes: Sequence[str]) -> dict[str, Any]:
         """What a saved classification model records (read by tlt-evaluate, tlt-infer, tlt-export)."""
-        from libtlt.data.classification import augment_settings
+        from libtlt.archs.classification.classification_inputs import augment_settings
 
         exp = experiment(spec)
         model = exp.model_config
