@@ -7,14 +7,13 @@ architecture, class names in output order, the input shape and layout, preproces
 the spec text and tool versions (see docs/formats.md).
 
 Custom layers register themselves with ``keras.saving.register_keras_serializable(package="tlt")``
-in their architecture's package; loading imports ``libtlt.archs.<architecture>`` first so they are
-known, then deserializes in Keras' safe mode.
+in their architecture's package; loading first loads the file's architecture from the registry (any
+installed package's, by its entry point) so they are known, then deserializes in Keras' safe mode.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,7 +62,14 @@ def load_tlt_model(path: str | Path, key: str, *, architecture: str | None = Non
     ``architecture`` (when given) must match the file's, so ``tlt-evaluate detectnet_v2`` on a
     classification model fails with a clear message instead of a shape error later.
     """
-    model_file = load_model_file(path, key)
+    return keras_model_from(load_model_file(path, key), path, architecture=architecture, compile=compile)
+
+
+def keras_model_from(model_file: Any, path: str | Path, *, architecture: str | None = None,
+                     compile: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the Keras model of an already decrypted model file (``libtlt.io.modelfile``), checked as
+    :func:`load_tlt_model` checks it; ``path`` names the file in errors. A tool that also reads the file's other
+    members decrypts it once this way."""
     meta = model_file.metadata
     found = meta.get("architecture")
     if architecture is not None and found is not None and found != architecture:
@@ -82,9 +88,12 @@ def load_tlt_model(path: str | Path, key: str, *, architecture: str | None = Non
 
 
 def _import_architecture(name: str) -> None:
-    # A plug-in architecture's package registered its layers when it was imported.
-    with contextlib.suppress(ModuleNotFoundError):
-        importlib.import_module(f"libtlt.archs.{name}")
+    """Load the registered architecture ``name``: importing its package registers its custom Keras layers. A
+    model of an architecture that is not installed may still rebuild from standard layers, so that is no error."""
+    from libtlt.registry import RegistryError, get_architecture
+
+    with contextlib.suppress(RegistryError, ImportError):
+        get_architecture(name)
 
 
 def _layer_name(tensor: Any) -> str:

@@ -73,13 +73,13 @@ def default_output_file(model: str | Path) -> Path:
 def load_keras_model(model: str | Path, key: str, architecture: str) -> tuple[Any, dict[str, Any]]:
     """Decrypt and rebuild the .tlt; an .etlt, another architecture or a wrong key is a one-line error."""
     from libtlt.io.modelfile import load_model_file
-    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.runtime.keras_model import keras_model_from
 
-    members = load_model_file(model, key).files
-    if ONNX_MEMBER in members and KERAS_MEMBER not in members:
+    model_file = load_model_file(model, key)  # decrypted once, then rebuilt
+    if ONNX_MEMBER in model_file.files and KERAS_MEMBER not in model_file.files:
         raise ModelFileError("this is an .etlt (an exported model); tlt-export takes the .tlt written by tlt-train",
                              location=model)
-    return load_tlt_model(model, key, architecture=architecture)
+    return keras_model_from(model_file, model, architecture=architecture)
 
 
 def load_export_spec(arch: Any, experiment_spec: str | None, metadata: dict[str, Any]) -> Any:
