@@ -305,21 +305,19 @@ def resolve(tool: str, verb: str, name: str) -> Any:
 
 @dataclass(frozen=True)
 class DeclaredArchitecture:
-    """An architecture of the manuals whose implementation has not landed: its spec loads and validates
-    (``tlt-*`` report spec errors already), but it serves no verb; ``pending`` names what brings it."""
+    """An architecture of the manuals whose implementation has not landed: its spec (``spec``, a
+    ``libtlt.spec.experiments.SpecKind``) loads and validates, so users get spec errors already, but it serves no
+    verb; ``pending`` names what brings it."""
 
     name: str
     task: str
     pending: str
+    spec: Any
     aliases: tuple[str, ...] = ()
     verbs: frozenset[str] = frozenset()
 
     def spec_message(self) -> type:
-        from libtlt.spec.experiments import spec_kind
-
-        return spec_kind(self.name).message_class()
+        return self.spec.message_class()  # type: ignore[no-any-return]
 
     def validate(self, spec: Any) -> None:
-        from libtlt.spec.experiments import spec_kind
-
-        spec_kind(self.name).validate(spec)
+        self.spec.validate(spec)

@@ -1,7 +1,9 @@
 """Which schema and which validator each kind of spec file uses, by name — without importing TensorFlow.
 
-Tools load a spec with :func:`load_experiment` (parse + semantic validation); the architecture
-registry's ``spec_message``/``validate`` delegate here, so there is one table of schemas.
+Tools load a spec with :func:`load_experiment` (parse + semantic validation). An architecture's experiment
+spec comes from the registry (its ``spec_message``/``validate``); the table here holds the other kinds
+(augmentation, dataset export, DetectNet_v2's inference spec), and the ``SpecKind`` that a declared (pending)
+architecture carries.
 """
 
 from __future__ import annotations
@@ -33,34 +35,44 @@ class SpecKind:
             getattr(importlib.import_module(module), function)(spec)
 
 
-def _arch(name: str, message: str = "Experiment") -> SpecKind:
-    return SpecKind(name, f"{name}_pb2", message, f"libtlt.archs.{name}.validation:validate")
-
-
+#: Spec kinds that are not an architecture's experiment spec. An architecture's experiment spec is found
+#: through the registry (``libtlt.registry``: its ``spec_message`` and ``validate``), so a plug-in's spec loads
+#: in every tool like a built-in one.
 SPEC_KINDS: dict[str, SpecKind] = {
     kind.name: kind
     for kind in (
         SpecKind("augment", "augment_pb2", "AugmentationConfig"),
         SpecKind("dataset_export", "dataset_export_pb2", "DatasetExportConfig"),
-        _arch("classification"),
-        _arch("detectnet_v2"),
         SpecKind("detectnet_v2_inference", "detectnet_v2_pb2", "InferenceSpec",
                  "libtlt.archs.detectnet_v2.validation:validate_inference"),
-        _arch("faster_rcnn"),
-        _arch("ssd"),
-        _arch("dssd"),
-        _arch("retinanet"),
-        _arch("yolo_v3"),
-        _arch("mask_rcnn"),
     )
 }
 
 
-def spec_kind(name: str) -> SpecKind:
-    try:
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """An architecture's experiment spec, through the registry."""
+
+    name: str
+    architecture: Any
+
+    def message_class(self) -> type:
+        return self.architecture.spec_message()  # type: ignore[no-any-return]
+
+    def validate(self, spec: LoadedSpec[Any]) -> None:
+        self.architecture.validate(spec)
+
+
+def spec_kind(name: str) -> SpecKind | ArchitectureSpec:
+    """The spec kind ``name``: one of :data:`SPEC_KINDS`, or a registered architecture's experiment spec."""
+    if name in SPEC_KINDS:
         return SPEC_KINDS[name]
-    except KeyError:
-        raise SpecError(f"unknown spec kind '{name}' (known: {', '.join(sorted(SPEC_KINDS))})") from None
+    from libtlt.registry import architecture_names, get_architecture
+
+    if name in architecture_names():
+        return ArchitectureSpec(name, get_architecture(name))
+    known = sorted({*SPEC_KINDS, *architecture_names()})
+    raise SpecError(f"unknown spec kind '{name}' (known: {', '.join(known)})")
 
 
 def load_experiment(kind: str, path: str | Path, *, validate: bool = True) -> LoadedSpec[Any]:

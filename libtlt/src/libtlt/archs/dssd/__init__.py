@@ -2,5 +2,9 @@
 registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
 
 from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
+from libtlt.spec.experiments import SpecKind
 
-ARCHITECTURE = DeclaredArchitecture("dssd", BOX_DETECTOR, pending="issue 14")
+ARCHITECTURE = DeclaredArchitecture(
+    "dssd", BOX_DETECTOR, pending="issue 14",
+    spec=SpecKind("dssd", "dssd_pb2", "Experiment", "libtlt.archs.dssd.validation:validate"),
+)
