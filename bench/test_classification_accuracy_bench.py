@@ -77,13 +77,16 @@ class Family:
     layers: int | None
     peer: str | None
     peer_preprocess: str | None = None
+    #: ``all_projections`` of tlt's specs: the Keras peer's topology where it has one (MobileNetV2's shortcuts are
+    #: identities; with TLT's projected shortcuts it is another network, which trains slower here).
+    all_projections: bool = True
 
 
 FAMILIES = [
     Family("resnet18", "resnet", 18, None),
     Family("vgg16", "vgg", 16, "VGG16", "vgg16"),
     Family("mobilenet_v1", "mobilenet_v1", None, "MobileNet", "mobilenet"),
-    Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2"),
+    Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2", all_projections=False),
     Family("efficientnet_b0", "efficientnet-b0", None, "EfficientNetB0", "efficientnet"),
     Family("darknet19", "darknet", 19, None),
     Family("googlenet", "googlenet", None, None),
@@ -94,7 +97,7 @@ PROTOTXT = """model_config {{
   arch: "{arch}"
   {layers_line}
   use_batch_norm: true
-  all_projections: true
+  all_projections: {projections_proto}
   input_image_size: "3,{size},{size}"
 }}
 train_config {{
@@ -122,7 +125,7 @@ YAML = """model:
   arch: '{arch}'
   {layers_line}
   use_batch_norm: True
-  all_projections: True
+  all_projections: {projections_yaml}
   input_image_size: [3,{size},{size}]
 data:
   train_dataset_path: "{root}/train"
@@ -200,7 +203,9 @@ def _write_spec(family: Family, form: str, digits: Digits, outdir: Path, seed: i
     layers_line = f"n_layers: {family.layers}" if family.layers is not None else ""
     template = PROTOTXT if form == "prototxt" else YAML
     spec = outdir / ("spec.txt" if form == "prototxt" else "spec.yaml")
-    spec.write_text(template.format(arch=family.arch, layers_line=layers_line, size=SIZE, root=digits.root,
+    projections = {"projections_proto": str(family.all_projections).lower(),
+                   "projections_yaml": str(family.all_projections)}
+    spec.write_text(template.format(arch=family.arch, layers_line=layers_line, size=SIZE, root=digits.root, **projections,
                                     batch=BATCH, epochs=EPOCHS, lr=LR, model=model, seed=seed), encoding="utf-8")
     return spec
 
