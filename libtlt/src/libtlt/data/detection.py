@@ -1,0 +1,356 @@
+"""The KITTI-TFRecord loader of the box detectors (000 §7.2.6, §7.2.8; docs/formats.md "KITTI detection records").
+
+Shared by every detector whose spec has TLT's ``dataset_config`` (``data_sources``, ``target_class_mapping``,
+``validation_fold`` / ``validation_data_source``, ``image_extension``); an architecture turns its own spec's
+preprocessing and augmentation sections into :class:`Preprocessing` and :class:`Augmentation` (DetectNet_v2:
+``libtlt.archs.detectnet_v2.detectnet_v2_data``). First written for DetectNet_v2.
+
+The TFRecords of ``dataset_config.data_sources`` are read once without TensorFlow (``libtlt.io``): one
+:class:`Frame` per record, its objects mapped through ``target_class_mapping`` (objects of unmapped classes
+are dropped) and numbered in network output order. The images themselves are read inside ``tf.data``
+from ``image_directory_path/<frame/id>.<image_extension>``.
+
+Validation: a separate ``validation_data_source``, else the records of fold ``validation_fold``
+(files named ``...-fold-<fold:03d>-of-...`` by tlt-dataset-convert) — those are left out of training.
+
+Per image, in the manual's order (§7.2.6), all geometry folded into one projective warp from the source
+image to the output canvas:
+
+1. preprocessing: crop (``crop_left/top/right/bottom``, when a right or bottom bound is set), then scale
+   (``scale_width/height``; with ``enable_auto_resize`` the crop is resized to the output size);
+2. training only: spatial augmentation — horizontal / vertical flip with their probabilities, zoom
+   uniform in ``[zoom_min, zoom_max]`` about the image centre, rotation uniform in
+   ``[−rotate_rad_max, rotate_rad_max]`` (only when the spec sets ``rotate_rad_max``: the manual's
+   sample omits it and describes flip, zoom and translate only), translation uniform in
+   ``±translate_max_x/y`` pixels; boxes become the bounding box of their transformed corners;
+   colour augmentation (3 channels only): hue rotation ``±hue_rotation_max`` degrees, saturation factor
+   ``1 ± saturation_shift_max``, contrast ``1 ± contrast_scale_max`` about ``contrast_center``, per-channel
+   shift with ``color_shift_stddev``. Colour is applied before the warp (it is per pixel, so only the
+   zero padding differs: it stays zero);
+3. the output is padded with zeros or clipped at the right and bottom to the output size; boxes are
+   clipped to it and, for training, boxes narrower than ``min_bbox_width`` or lower than
+   ``min_bbox_height`` are dropped.
+
+Images are RGB (or grey) / 255, float32, NCHW.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from libtlt.data.image_check import checked_decode
+from libtlt.errors import DataError, SpecError
+from libtlt.io.example import decode_example
+from libtlt.io.tfrecord import read_records
+from libtlt.spec import LoadedSpec
+from libtlt.spec import values as spec_values
+
+#: Pad value of the per-frame box arrays (class id of a padding row).
+NO_CLASS = -1
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One record: image file, its size, and its objects (source pixels, class index in output order)."""
+
+    frame_id: str
+    image_path: str
+    width: int
+    height: int
+    boxes: np.ndarray  # [N, 4] float32 x1, y1, x2, y2
+    classes: np.ndarray  # [N] int32
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    output_width: int
+    output_height: int
+    channels: int = 3
+    crop: tuple[int, int, int, int] | None = None  # left, top, right, bottom
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    auto_resize: bool = False
+    min_bbox_width: float = 0.0
+    min_bbox_height: float = 0.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    hflip_probability: float = 0.0
+    vflip_probability: float = 0.0
+    zoom_min: float = 1.0
+    zoom_max: float = 1.0
+    translate_max_x: float = 0.0
+    translate_max_y: float = 0.0
+    rotate_rad_max: float = 0.0
+    color_shift_stddev: float = 0.0
+    hue_rotation_max: float = 0.0
+    saturation_shift_max: float = 0.0
+    contrast_scale_max: float = 0.0
+    contrast_center: float = 0.5
+
+
+# ------------------------------------------------------------------------------------------ the records
+
+def _record_files(pattern: str) -> list[str]:
+    return sorted(p for p in glob.glob(pattern) if Path(p).is_file() and not p.endswith(".json"))
+
+
+def _fold_of(path: str) -> int | None:
+    match = re.search(r"-fold-(\d+)-of-\d+", Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def read_frames(files: Sequence[str], image_dir: str, extension: str, mapping: dict[str, str],
+                classes: Sequence[str]) -> list[Frame]:
+    """The frames of ``files``, objects mapped to class indices of ``classes`` (unmapped ones dropped)."""
+    index = {name: i for i, name in enumerate(classes)}
+    lookup = {k.lower(): index[v] for k, v in mapping.items() if v in index}
+    ext = extension if not extension or extension.startswith(".") else "." + extension
+    frames = []
+    for path in files:
+        for data in read_records(path):
+            ex = decode_example(data, source=path)
+            names = [n.decode("utf-8").lower() if isinstance(n, bytes) else str(n).lower()
+                     for n in ex.get("target/object_class", [])]
+            coords = [np.asarray(ex.get(f"target/coordinates_{k}", []), dtype=np.float32)
+                      for k in ("x1", "y1", "x2", "y2")]
+            ids = np.array([lookup.get(n, NO_CLASS) for n in names], dtype=np.int32)
+            boxes = np.stack(coords, axis=1) if names else np.zeros((0, 4), np.float32)
+            keep = ids >= 0
+            raw_id = ex["frame/id"][0]
+            frame_id = raw_id.decode("utf-8") if isinstance(raw_id, bytes) else str(raw_id)
+            frames.append(Frame(frame_id, str(Path(image_dir) / (frame_id + ext)), int(ex["frame/width"][0]),
+                                int(ex["frame/height"][0]), boxes[keep].reshape(-1, 4), ids[keep]))
+    return frames
+
+
+def split_frames(spec: LoadedSpec[Any], classes: Sequence[str]) -> tuple[list[Frame], list[Frame]]:
+    """(training frames, validation frames) of the spec's dataset_config."""
+    config = spec.message.dataset_config
+    mapping = spec_values.class_mapping(config)
+    extension = config.image_extension or "png"
+    use_fold = config.HasField("validation_fold") and not config.HasField("validation_data_source")
+    train: list[Frame] = []
+    val: list[Frame] = []
+    for index, source in enumerate(config.data_sources):
+        files = _record_files(source.tfrecords_path)
+        if not files:
+            raise DataError(f"no TFRecord file matches {source.tfrecords_path!r}",
+                            location=spec.locate(f"dataset_config.data_sources[{index}].tfrecords_path"))
+        if use_fold:
+            val_files = [f for f in files if _fold_of(f) == config.validation_fold]
+            train_files = [f for f in files if _fold_of(f) != config.validation_fold]
+            val += read_frames(val_files, source.image_directory_path, extension, mapping, classes)
+        else:
+            train_files = files
+        train += read_frames(train_files, source.image_directory_path, extension, mapping, classes)
+    if config.HasField("validation_data_source"):
+        source = config.validation_data_source
+        files = _record_files(source.tfrecords_path)
+        if not files:
+            raise DataError(f"no TFRecord file matches {source.tfrecords_path!r}",
+                            location=spec.locate("dataset_config.validation_data_source.tfrecords_path"))
+        val = read_frames(files, source.image_directory_path, extension, mapping, classes)
+    if not train:
+        raise SpecError("the training records hold no frames", location=spec.locate("dataset_config"))
+    return train, val
+
+
+def _pack(frames: Sequence[Frame]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    most = max([len(f.classes) for f in frames] + [1])
+    boxes = np.zeros((len(frames), most, 4), np.float32)
+    ids = np.full((len(frames), most), NO_CLASS, np.int32)
+    for i, frame in enumerate(frames):
+        boxes[i, :len(frame.classes)] = frame.boxes
+        ids[i, :len(frame.classes)] = frame.classes
+    return [f.image_path for f in frames], boxes, ids
+
+
+# --------------------------------------------------------------------------------------- TF transforms
+
+#: Random numbers one frame's augmentation may draw (6 spatial, 4 colour).
+_DRAWS_PER_FRAME = 10
+
+
+class _Draws:
+    """Stateless random numbers for one frame: the i-th draw uses the i-th seed split from the frame's seed
+    (``random_seed``, position in the stream), so a frame's augmentation never depends on which thread of the
+    parallel map ran it, and a run with the same ``random_seed`` sees the same data."""
+
+    def __init__(self, seed: Any):
+        import tensorflow as tf
+
+        self._seeds = tf.random.experimental.stateless_split(seed, num=_DRAWS_PER_FRAME)
+        self._next = 0
+
+    def _seed(self) -> Any:
+        if self._next >= _DRAWS_PER_FRAME:
+            raise RuntimeError("more random draws per frame than _DRAWS_PER_FRAME")
+        self._next += 1
+        return self._seeds[self._next - 1]
+
+    def uniform(self, shape: Any, minval: Any = 0.0, maxval: Any = 1.0) -> Any:
+        import tensorflow as tf
+
+        return tf.random.stateless_uniform(shape, seed=self._seed(), minval=minval, maxval=maxval)
+
+    def normal(self, shape: Any, stddev: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.random.stateless_normal(shape, seed=self._seed(), stddev=stddev)
+
+
+def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: Any,
+            draws: _Draws | None = None) -> Any:
+    """3×3 float32 matrix from (cropped) source pixels to output-canvas pixels (continuous coordinates)."""
+    import tensorflow as tf
+
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+    if pre.auto_resize:
+        sx, sy = pre.output_width / w, pre.output_height / h
+    else:
+        sx, sy = tf.constant(pre.scale_x, tf.float32), tf.constant(pre.scale_y, tf.float32)
+    zero, one = tf.constant(0.0), tf.constant(1.0)
+    m = tf.stack([[sx, zero, zero], [zero, sy, zero], [zero, zero, one]])
+    if aug is None:
+        return m
+    w2, h2 = w * sx, h * sy  # the preprocessed image
+    if draws is None:
+        raise ValueError("an augmented frame needs its random draws")
+    uniform = draws.uniform
+    fx = tf.where(uniform([]) < aug.hflip_probability, -1.0, 1.0)
+    fy = tf.where(uniform([]) < aug.vflip_probability, -1.0, 1.0)
+    zoom = uniform([], aug.zoom_min, aug.zoom_max) if aug.zoom_max > aug.zoom_min else tf.constant(aug.zoom_min)
+    angle = uniform([], -aug.rotate_rad_max, aug.rotate_rad_max) if aug.rotate_rad_max > 0 else zero
+    tx = uniform([], -aug.translate_max_x, aug.translate_max_x) if aug.translate_max_x > 0 else zero
+    ty = uniform([], -aug.translate_max_y, aug.translate_max_y) if aug.translate_max_y > 0 else zero
+    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
+    cx, cy = w2 / 2.0, h2 / 2.0
+    # about the centre: flip, then rotate and zoom; then translate.
+    a = tf.stack([[cos * fx, -sin * fy], [sin * fx, cos * fy]])
+    offset = tf.stack([cx + tx, cy + ty]) - tf.linalg.matvec(a, tf.stack([cx, cy]))
+    aug_m = tf.concat([tf.concat([a, offset[:, None]], axis=1), [[zero, zero, one]]], axis=0)
+    return tf.linalg.matmul(aug_m, m)
+
+
+def _color(image: Any, aug: Augmentation, draws: _Draws) -> Any:
+    import tensorflow as tf
+
+    uniform = draws.uniform
+    if aug.hue_rotation_max > 0:
+        image = tf.image.adjust_hue(image, uniform([], -aug.hue_rotation_max, aug.hue_rotation_max) / 360.0)
+    if aug.saturation_shift_max > 0:
+        image = tf.image.adjust_saturation(
+            image, uniform([], 1.0 - aug.saturation_shift_max, 1.0 + aug.saturation_shift_max))
+    if aug.contrast_scale_max > 0:
+        scale = uniform([], 1.0 - aug.contrast_scale_max, 1.0 + aug.contrast_scale_max)
+        image = (image - aug.contrast_center) * scale + aug.contrast_center
+    if aug.color_shift_stddev > 0:
+        image = image + draws.normal([1, 1, 3], stddev=aug.color_shift_stddev)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _warp(image: Any, matrix: Any, out_h: int, out_w: int) -> Any:
+    """Render ``image`` (HWC) on the output canvas through ``matrix`` (bilinear, zeros outside)."""
+    import tensorflow as tf
+
+    inv = tf.linalg.inv(matrix)
+    # continuous → pixel-index coordinates: in_idx = inv·(out_idx + 0.5) − 0.5
+    lin = inv[:2, :2]
+    shift = tf.linalg.matvec(lin, tf.constant([0.5, 0.5])) + inv[:2, 2] - 0.5
+    transform = tf.stack([lin[0, 0], lin[0, 1], shift[0], lin[1, 0], lin[1, 1], shift[1], 0.0, 0.0])
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.constant([out_h, out_w], tf.int32),
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return warped[0]
+
+
+def _transform_boxes(boxes: Any, matrix: Any) -> Any:
+    import tensorflow as tf
+
+    x1, y1, x2, y2 = tf.unstack(boxes, axis=1)
+    xs = tf.stack([x1, x2, x1, x2], axis=1)
+    ys = tf.stack([y1, y1, y2, y2], axis=1)
+    tx = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
+    ty = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
+    return tf.stack([tf.reduce_min(tx, 1), tf.reduce_min(ty, 1), tf.reduce_max(tx, 1), tf.reduce_max(ty, 1)], 1)
+
+
+def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: Augmentation | None,
+                 seed: Any = (0, 0)) -> Any:
+    """One frame → (image CHW float32, boxes [M, 4] on the canvas, classes [M], −1 where dropped).
+
+    ``seed`` (two integers) determines the frame's random augmentation."""
+    import tensorflow as tf
+
+    draws = _Draws(tf.cast(seed, tf.int64)) if aug is not None else None
+
+    image = checked_decode(path, pre.channels)  # a truncated file fails naming itself
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    if pre.crop is not None:
+        left, top, right, bottom = pre.crop
+        image = image[top:bottom if bottom > 0 else None, left:right if right > 0 else None]
+        boxes = boxes - tf.constant([left, top, left, top], tf.float32)
+    shape = tf.shape(image)
+    matrix = _affine(pre, aug, shape[0], shape[1], draws)
+    if aug is not None and draws is not None and pre.channels == 3:
+        image = _color(image, aug, draws)
+    identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0
+    if identity:  # exact pixels: pad or clip at the right and bottom
+        image = image[:pre.output_height, :pre.output_width]
+        pad_h = pre.output_height - tf.shape(image)[0]
+        pad_w = pre.output_width - tf.shape(image)[1]
+        image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])
+        image = tf.ensure_shape(image, [pre.output_height, pre.output_width, pre.channels])
+    else:
+        image = _warp(image, matrix, pre.output_height, pre.output_width)
+        boxes = _transform_boxes(boxes, matrix)
+    limit = tf.constant([pre.output_width, pre.output_height, pre.output_width, pre.output_height], tf.float32)
+    boxes = tf.clip_by_value(boxes, 0.0, limit)
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    valid = (classes >= 0) & (width > 0) & (height > 0)
+    if aug is not None:
+        valid &= (width >= pre.min_bbox_width) & (height >= pre.min_bbox_height)
+    classes = tf.where(valid, classes, NO_CLASS)
+    return tf.transpose(image, [2, 0, 1]), boxes, classes
+
+
+def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentation | None, *,
+                   shuffle: bool = False, seed: int = 0, repeat: bool = False) -> Any:
+    """``tf.data`` of (image CHW, boxes [M, 4], classes [M], frame index) per frame.
+
+    Reproducible: the order comes from ``seed``, and each element's augmentation from (``seed``, its
+    position in the stream) through stateless random ops, so the parallel map can stay ordered
+    (``deterministic=True``) without the augmentation depending on thread timing."""
+    import tensorflow as tf
+
+    paths, boxes, ids = _pack(frames)
+    ds = tf.data.Dataset.from_tensor_slices((paths, boxes, ids, np.arange(len(frames), dtype=np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(frames), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    ds = ds.enumerate()
+
+    def load(position: Any, element: Any) -> Any:
+        path, box, cls, index = element
+        frame_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)])
+        image, box, cls = load_example(path, box, cls, pre, aug, frame_seed)
+        return image, box, cls, index
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def steps(count: int, batch_size: int, drop_remainder: bool = False) -> int:
+    return count // batch_size if drop_remainder else math.ceil(count / batch_size)
