@@ -130,6 +130,22 @@ def test_bad_input_exits_2_and_writes_nothing(kit, model_file: Path, unsupported
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_keep_ratio_chooses_the_threshold(kit, model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "half.tlt"
+    result = invoke("-m", model_file, "-o", out, "-k", kit.KEY, "--keep_ratio", "0.5", "-pg", "1", "-nf", "1")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    threshold = report["options"]["pruning_threshold"]
+    assert 0.0 < threshold < 1.0 and f"-pth {threshold:.4f} keeps about 50% of the parameters" in result.stderr
+    assert 0.3 < report["params_after"] / report["params_before"] < 0.7
+    same = tmp_path / "same.tlt"  # the chosen threshold, given as -pth, is the same pruning
+    assert invoke("-m", model_file, "-o", same, "-k", kit.KEY, "-pth", str(threshold), "-pg", "1", "-nf", "1").exit_code == 0
+    assert json.loads(same.with_suffix(".json").read_text())["params_after"] == report["params_after"]
+    both = invoke("-m", model_file, "-o", tmp_path / "x.tlt", "-k", kit.KEY, "-pth", "0.2", "--keep_ratio", "0.5")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    assert invoke("-m", model_file, "-o", tmp_path / "y.tlt", "-k", kit.KEY, "--keep_ratio", "1.5").exit_code == 2
+
+
 def test_usage_errors_exit_2() -> None:
     assert invoke("-o", "x.tlt", "-k", "k").exit_code == 2  # -pm missing
     assert invoke("-pm", "a.tlt", "-o", "x.tlt", "-k", "k", "-eq", "median").exit_code == 2

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from libtlt.demo.context import KEY, DemoContext, logger, run_command
+from libtlt.demo.context import KEY, DemoContext, run_command
 from libtlt.demo.data_steps import DETECTION_SIZE
 from libtlt.io.atomic import write_text
 
@@ -125,18 +125,13 @@ def evaluate_detectnet(ctx: DemoContext) -> None:
 
 
 def prune_detectnet(ctx: DemoContext) -> None:
-    """Choose ``-pth`` so that the pruned model keeps ``keep_ratio`` of the parameters, then run tlt-prune."""
-    from libtlt.runtime.keras_model import load_tlt_model
-    from tlt_prune.prune import threshold_for_ratio
-
-    model, _ = load_tlt_model(ctx.results["detectnet_model"], KEY, architecture="detectnet_v2")
-    threshold = threshold_for_ratio(model, ctx.size.keep_ratio)
-    logger.info("-pth %.4f keeps about %.0f%% of the parameters", threshold, 100 * ctx.size.keep_ratio)
+    """tlt-prune with ``--keep_ratio``: the ``-pth`` that keeps ``keep_ratio`` of the parameters."""
     pruned = (ctx.outdir / "detectnet_v2" / "pruned" / f"{MODEL_NAME}_pruned.tlt").resolve()
     pruned.parent.mkdir(parents=True, exist_ok=True)
-    run_command(["tlt-prune", "-m", str(ctx.results["detectnet_model"]), "-o", str(pruned), "-pth", str(threshold),
-                 "-k", KEY])
+    run_command(["tlt-prune", "-m", str(ctx.results["detectnet_model"]), "-o", str(pruned), "--keep_ratio",
+                 str(ctx.size.keep_ratio), "-k", KEY])
     report = json.loads(pruned.with_suffix(".json").read_text(encoding="utf-8"))
+    threshold = report["options"]["pruning_threshold"]
     ctx.results["detectnet_pruned"] = pruned
     ctx.summary.append(f"pruned model: {pruned} (-pth {threshold}; parameters {report['params_before']:,} -> "
                        f"{report['params_after']:,}, ratio {report['pruning_ratio']:.3f}; weights "

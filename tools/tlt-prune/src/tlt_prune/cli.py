@@ -59,8 +59,11 @@ def _split_names(ctx: click.Context, param: click.Parameter, values: tuple[str, 
               "depthwise convolution.")
 @click.option("-pg", "--pruning_granularity", type=click.IntRange(min=1), default=8, show_default=True,
               help="Number of filters to remove at a time.")
-@click.option("-pth", "--pruning_threshold", type=float, default=0.1, show_default=True,
-              help="Threshold to compare the normalized norm against.")
+@click.option("-pth", "--pruning_threshold", type=float, default=None,
+              help="Threshold to compare the normalized norm against.  [default: 0.1]")
+@click.option("--keep_ratio", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
+              help="Instead of -pth: keep about this fraction of the parameters (the -pth that does so is found by "
+                   "bisection and printed; NVIDIA's advice is to keep 10-30 %).")
 @click.option("-nf", "--min_num_filters", type=click.IntRange(min=0), default=16, show_default=True,
               help="Minimum number of filters to keep per layer.")
 @click.option("-el", "--excluded_layers", multiple=True, callback=_split_names,
@@ -71,8 +74,13 @@ def main(verbose: bool, **options: Any) -> None:
     from tlt_prune.prune import format_report, prune_file
 
     def body() -> None:
+        keep_ratio = options.pop("keep_ratio")
+        if keep_ratio is not None and options["pruning_threshold"] is not None:
+            raise click.UsageError("give -pth or --keep_ratio, not both")
+        if options["pruning_threshold"] is None:
+            options.pop("pruning_threshold")
         report = prune_file(options.pop("pretrained_model"), options.pop("output_file"), options.pop("key"),
-                            **options)
+                            keep_ratio=keep_ratio, **options)
         click.echo(format_report(report))
 
     run_tool(body, verbose=verbose)

@@ -259,14 +259,20 @@ def threshold_for_ratio(model: Any, keep_ratio: float, *, steps: int = 8, **opti
 
 
 def prune_file(pretrained_model: str | Path, output_file: str | Path, key: str, *,
-               kdf_iterations: int = DEFAULT_KDF_ITERATIONS, **options: Any) -> dict[str, Any]:
-    """Prune the .tlt ``pretrained_model`` into ``output_file``; returns the report (also written as JSON)."""
+               kdf_iterations: int = DEFAULT_KDF_ITERATIONS, keep_ratio: float | None = None,
+               **options: Any) -> dict[str, Any]:
+    """Prune the .tlt ``pretrained_model`` into ``output_file``; returns the report (also written as JSON).
+    With ``keep_ratio`` the threshold is the one that keeps about that fraction of the parameters."""
     from libtlt.runtime.keras_model import load_tlt_model, save_tlt_model
 
     settings = {**DEFAULTS, **options}
     check_options(**{k: v for k, v in settings.items() if k != "excluded_layers"})
     log.info("Loading model %s", pretrained_model)
     model, metadata = load_tlt_model(pretrained_model, key)
+    if keep_ratio is not None:
+        search = {k: v for k, v in settings.items() if k != "pruning_threshold"}
+        settings["pruning_threshold"] = threshold_for_ratio(model, keep_ratio, **search)
+        log.info("-pth %.4f keeps about %.0f%% of the parameters", settings["pruning_threshold"], 100 * keep_ratio)
     result = prune_model(model, **settings)
     log.info("Pruned %d layers: %d -> %d parameters", sum(r.filters_after < r.filters_before for r in result.layers),
              result.params_before, result.params_after)
