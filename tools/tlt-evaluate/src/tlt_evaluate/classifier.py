@@ -32,7 +32,8 @@ REPORT_FILE = "evaluation.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-def evaluate_classification(experiment_spec_file: str | Path, key: str | None, model: str | Path | None = None,
+def evaluate_classification(experiment_spec_file: str | Path, key: str | None, model: str | Path | None = None, *,
+                            arch_name: str = "classification",
                             results_dir: str | Path | None = None, batch_size: int | None = None,
                             framework: str | None = None) -> ClassificationReport:
     """Evaluate a classification ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
@@ -42,7 +43,7 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
     from libtlt.data.classification import ClassMap, input_config_from_metadata, make_dataset, scan_folder
     from libtlt.spec.experiments import load_experiment
 
-    spec = load_experiment("classification", experiment_spec_file)
+    spec = load_experiment(arch_name, experiment_spec_file)
     exp = canonical_experiment(spec.message)
     section = "evaluate" if spec.message.HasField("evaluate") else "eval_config"
     evaluate = exp.eval_config
@@ -58,7 +59,7 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
     batch = batch_size or evaluate.batch_size or DEFAULT_BATCH_SIZE
     top_k = evaluate.top_k or DEFAULT_TOP_K
 
-    predictor = _load_model(model_path, key, framework)
+    predictor = _load_model(model_path, key, framework, arch_name)
     metadata = predictor.metadata
     classes = metadata.get("classes")
     spec_config = input_config_from_spec(exp, training=False)
@@ -98,10 +99,10 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
     return report
 
 
-def _load_model(path: str | Path, key: str | None, framework: str | None = None) -> Any:
+def _load_model(path: str | Path, key: str | None, framework: str | None, arch_name: str) -> Any:
     from libtlt.runtime.predictor import make_predictor
 
-    return make_predictor(path, key, framework, architecture="classification")
+    return make_predictor(path, key, framework, architecture=arch_name)
 
 
 def _check_outputs(scores: np.ndarray, num_classes: int, path: str | Path) -> None:

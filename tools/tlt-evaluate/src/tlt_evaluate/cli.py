@@ -15,6 +15,7 @@ from tlt_evaluate import __version__
 
 
 @click.command(name="tlt-evaluate classifier", context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_obj
 @spec_option()
 @key_option(required=False)
 @click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
@@ -26,7 +27,7 @@ from tlt_evaluate import __version__
               help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
                    ".etlt); default: by the model file.")
 @verbose_option
-def classifier(experiment_spec_file: str, key: str | None, model: str | None, results_dir: str | None,
+def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str | None, results_dir: str | None,
                    batch_size: int | None, framework: str | None, verbose: bool) -> None:
     """Evaluate a classifier: loss, top-k accuracy, precision, recall, confusion matrix."""
 
@@ -34,7 +35,7 @@ def classifier(experiment_spec_file: str, key: str | None, model: str | None, re
         from tlt_evaluate.classifier import evaluate_classification
 
         evaluate_classification(experiment_spec_file, key, model=model, results_dir=results_dir,
-                                batch_size=batch_size, framework=framework)
+                                batch_size=batch_size, framework=framework, arch_name=arch)
 
     run_tool(body, verbose=verbose)
 

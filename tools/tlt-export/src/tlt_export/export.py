@@ -101,11 +101,14 @@ def load_export_spec(arch: Any, experiment_spec: str | None, metadata: dict[str,
 
 
 def network_type(arch: Any) -> int:
-    """nvinfer's network-type: the architecture's ``network_type`` if it has one; classifier or detector."""
+    """nvinfer's network-type: the architecture's ``network_type`` if it has one, else by its task (1 for a
+    classifier, 3 for an instance segmenter, 0 for a detector)."""
+    from libtlt.registry import CLASSIFIER, INSTANCE_SEGMENTER
+
     declared = getattr(arch, "network_type", None)
     if isinstance(declared, int):
         return declared
-    return 1 if arch.name == "classification" else 0
+    return {CLASSIFIER: 1, INSTANCE_SEGMENTER: 3}.get(arch.task, 0)
 
 
 def check_batch(preprocessing: Preprocessing) -> np.ndarray:

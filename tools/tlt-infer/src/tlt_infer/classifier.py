@@ -30,7 +30,7 @@ _CHECK_THREADS = 8
 
 def infer_classification(model: str | Path, key: str | None, class_map: str | Path, image: str | Path | None = None,
                          image_dir: str | Path | None = None, batch_size: int = 1,
-                         framework: str | None = None) -> list[tuple[str, str, float]]:
+                         framework: str | None = None, arch_name: str = "classification") -> list[tuple[str, str, float]]:
     """Classify ``image`` (printed) or every image in ``image_dir`` (written to ``image_dir/result.csv``).
 
     ``model`` is a ``.tlt``, an ``.etlt`` or an engine; ``framework`` (``-f``) as in ``libtlt.runtime.predictor``.
@@ -47,7 +47,7 @@ def infer_classification(model: str | Path, key: str | None, class_map: str | Pa
         _check_single(Path(image))
     else:
         _check_directory(Path(image_dir))  # type: ignore[arg-type]
-    keras_model = make_predictor(model, key, framework, architecture="classification")
+    keras_model = make_predictor(model, key, framework, architecture=arch_name)
     metadata = keras_model.metadata
     model_classes = metadata.get("classes")
     if isinstance(model_classes, list) and model_classes and tuple(map(str, model_classes)) != classes.names:

@@ -18,6 +18,7 @@ from tlt_infer import __version__
 
 
 @click.command(name="tlt-infer classifier", context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_obj
 @click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
               help="The model: .tlt, .etlt or engine.")
 @click.option("-i", "--image", type=click.Path(), default=None, help="A single image file for inference.")
@@ -31,7 +32,7 @@ from tlt_infer import __version__
               help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
                    ".etlt); default: by the model file.")
 @verbose_option
-def classifier(model: str, image: str | None, image_dir: str | None, batch_size: int, key: str | None,
+def classifier(arch: str, model: str, image: str | None, image_dir: str | None, batch_size: int, key: str | None,
                    class_map: str, framework: str | None, verbose: bool) -> None:
     """Classify one image (-i) or every image of a directory (-d)."""
 
@@ -39,7 +40,7 @@ def classifier(model: str, image: str | None, image_dir: str | None, batch_size:
         from tlt_infer.classifier import infer_classification
 
         infer_classification(model, key, class_map, image=image, image_dir=image_dir, batch_size=batch_size,
-                             framework=framework)
+                             framework=framework, arch_name=arch)
 
     run_tool(body, verbose=verbose)
 
