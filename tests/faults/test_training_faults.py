@@ -181,10 +181,11 @@ def detectnet_spec(root: Path) -> str:
     return text
 
 
-@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing"])
 def test_undecodable_image_in_detectnet_training_names_the_file(tmp_path: Path, damage: str) -> None:
     """``truncated``: cut in half (caught in the graph by the missing IEND chunk); ``corrupt``: complete
-    but with zeroed data in the middle (TensorFlow's decoder fails naming nothing; tlt-train finds it)."""
+    but with zeroed data in the middle (TensorFlow's decoder fails naming nothing; tlt-train finds it);
+    ``missing``: the images moved away after conversion (as a wrong image_directory_path does)."""
     root = tmp_path / "data"
     generate_detection_dataset(root, num_images=6, width=480, height=272, seed=5, objects_per_image=(1, 2))
     (tmp_path / "convert.txt").write_text(kitti_convert_spec(root, val_split=20, num_shards=1))
@@ -194,6 +195,9 @@ def test_undecodable_image_in_detectnet_training_names_the_file(tmp_path: Path, 
     # The images break after conversion (a copy cut short): training is what meets them.
     images = sorted((root / "images").glob("*.png"))
     for image in images:
+        if damage == "missing":
+            image.rename(image.with_suffix(".moved"))
+            continue
         data = bytearray(image.read_bytes())
         middle = len(data) // 2
         if damage == "truncated":
@@ -208,7 +212,7 @@ def test_undecodable_image_in_detectnet_training_names_the_file(tmp_path: Path, 
     assert run.returncode == 2, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
     [line] = error_lines(run.stderr)
-    reason = "truncated" if damage == "truncated" else "not a decodable image"
+    reason = {"truncated": "truncated", "corrupt": "not a decodable image", "missing": "does not exist"}[damage]
     assert reason in line and any(line.startswith(f"Error: {image}:") for image in images), line
     last = status_lines(results)[-1]
     assert last["status"] == "FAILED" and reason in last["message"]

@@ -34,6 +34,9 @@ _DECODER_ERRORS = re.compile(r"Invalid PNG|Invalid JPEG|JPEG|Input is empty|Unkn
                              r"decode_image|DecodeImage|DecodePng|DecodeJpeg|DecodeBmp|DecodeGif", re.IGNORECASE)
 
 
+#: TensorFlow's text for ``read_file`` of a missing path: ``<path>; No such file or directory``.
+_MISSING_FILE = re.compile(r"(?P<path>[^\s;:]+); No such file or directory")
+
 def image_complete(contents: Any) -> Any:
     """A scalar bool tensor: false for a PNG without its IEND chunk or a JPEG without an end marker.
 
@@ -110,6 +113,10 @@ def image_error(message: str, images: Sequence[str] = (),
     found = undecodable_image(message)
     if found is not None:
         return DataError(f"cannot read the image: {found[1]}", location=found[0])
+    missing = _MISSING_FILE.search(message)
+    if missing is not None:  # tf.io.read_file of a path that is not there (e.g. a wrong image_directory_path)
+        return DataError("the image file does not exist (check the spec's image directory and extension)",
+                         location=missing.group("path"))
     complaint = decoder_error_line(message)
     if complaint is None:
         return None

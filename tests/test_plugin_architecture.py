@@ -1,0 +1,167 @@
+"""A third-party architecture works in every tool, with no change to any tool (issue 13's acceptance).
+
+``tests/plugin/tinydet`` (a small box detector written the way an outside package would) is installed into a
+temporary site directory with an entry point in ``libtlt.architectures`` — what ``pip install`` writes — and
+the installed commands run the whole chain on generated KITTI data: tlt-dataset-convert → tlt-train →
+tlt-evaluate → tlt-infer → tlt-int8-tensorfile → tlt-prune → tlt-export (INT8, calibrated from the plug-in's
+training loader) → tlt-converter → tlt-infer on the engine, whose labels must equal those of the pruned
+``.tlt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from libtlt.samples import generate_detection_dataset
+
+BIN = Path(sys.executable).parent
+PLUGIN = Path(__file__).parent / "plugin" / "tinydet"
+KEY = "plugin-key"
+WIDTH, HEIGHT = 160, 96
+CLASSES = ("car", "pedestrian")
+THRESHOLD = 0.05
+
+
+def install(site: Path) -> None:
+    shutil.copytree(PLUGIN, site / "tinydet", ignore=shutil.ignore_patterns("__pycache__"))
+    dist = site / "tinydet-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinydet\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[libtlt.architectures]\ntinydet = tinydet:TinyDet\n")
+
+
+def experiment_spec(records: str, images: Path) -> str:
+    mapping = "\n".join(f'  target_class_mapping {{ key: "{c}" value: "{c}" }}' for c in CLASSES)
+    return textwrap.dedent(f"""\
+        dataset_config {{
+          data_sources {{ tfrecords_path: "{records}" image_directory_path: "{images}" }}
+          image_extension: "png"
+        {mapping}
+          validation_fold: 0
+        }}
+        augmentation_config {{
+          preprocessing {{ output_image_width: {WIDTH} output_image_height: {HEIGHT} }}
+        }}
+        training_config {{
+          batch_size_per_gpu: 4
+          num_epochs: 3
+          learning_rate {{
+            soft_start_annealing_schedule {{ min_learning_rate: 1e-4 max_learning_rate: 5e-3 soft_start: 0.1
+                                             annealing: 0.7 }}
+          }}
+        }}
+        """)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("plugin")
+    site = base / "site"
+    site.mkdir()
+    install(site)
+    root = base / "kitti"
+    generate_detection_dataset(root, num_images=24, width=WIDTH, height=HEIGHT, classes=CLASSES, seed=3,
+                               objects_per_image=(1, 3))
+    convert = base / "convert.txt"
+    convert.write_text(f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
+                       '  label_dir_name: "labels"\n  image_extension: ".png"\n  partition_mode: "random"\n'
+                       '  num_partitions: 2\n  val_split: 25\n  num_shards: 1\n}\n'
+                       f'image_directory_path: "{root}"\n')
+    (base / "records").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "TLT_KEY": KEY}
+    env.pop("TLT_ARCHITECTURES", None)
+    world = {"base": base, "root": root, "spec": base / "spec.txt"}
+    world["spec"].write_text(experiment_spec(str(base / "records" / "kitti*"), root))
+    run(env, "tlt-dataset-convert", "-d", convert, "-o", base / "records" / "kitti")
+    world["env"] = env  # type: ignore[assignment]
+    return world
+
+
+def run(env: dict[str, str], tool: str, *args: object, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(BIN / tool), *(str(a) for a in args)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == expect, f"{tool} {' '.join(map(str, args))}:\n{done.stderr[-3000:]}"
+    return done
+
+
+def labels(folder: Path) -> dict[str, list[list[float]]]:
+    """KITTI label files → per image, the rows' class index, box and confidence."""
+    found = {}
+    for path in sorted(folder.glob("*.txt")):
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        found[path.name] = [[float(CLASSES.index(r[0])), *map(float, r[4:8]), float(r[15])] for r in rows]
+    return found
+
+
+@pytest.mark.slow
+def test_a_third_party_detector_runs_through_every_tool(world: dict[str, Path]) -> None:
+    env: dict[str, str] = world["env"]  # type: ignore[assignment]
+    base, spec = world["base"], world["spec"]
+    for tool in ("tlt-train", "tlt-evaluate", "tlt-infer", "tlt-int8-tensorfile", "tlt-export"):
+        assert "tinydet" in run(env, tool, "--list-archs").stdout.split()
+
+    results = base / "results"
+    run(env, "tlt-train", "tinydet", "-e", spec, "-r", results, "-n", "tiny")
+    model = results / "weights" / "tiny.tlt"
+    assert json.loads((results / "status.json").read_text().splitlines()[-1])["status"] == "SUCCESS"
+
+    run(env, "tlt-evaluate", "tinydet", "-e", spec, "-m", model, "-r", base / "evaluation")
+    report = json.loads((base / "evaluation" / "evaluation.json").read_text())
+    assert set(report["classes"]) == set(CLASSES) and report["num_images"] > 0
+    assert (base / "evaluation" / "precision_recall_car.png").is_file()
+
+    images = world["root"] / "images"
+    run(env, "tlt-infer", "tinydet", "-e", spec, "-m", model, "-i", images, "-o", base / "infer", "-t", "0.2")
+    assert len(list((base / "infer" / "labels").glob("*.txt"))) == len(list(images.glob("*.png")))
+    assert len(list((base / "infer" / "images_annotated").glob("*.png"))) == len(list(images.glob("*.png")))
+
+    tensorfile = base / "cal.tensor"
+    run(env, "tlt-int8-tensorfile", "tinydet", "-e", spec, "-o", tensorfile, "-m", 2)
+    assert tensorfile.is_file()
+
+    pruned = base / "pruned.tlt"
+    run(env, "tlt-prune", "-m", model, "-o", pruned, "--keep_ratio", "0.7", "-nf", "4", "-pg", "1")
+    pruning = json.loads(pruned.with_suffix(".json").read_text())
+    assert pruning["params_after"] < pruning["params_before"]
+
+    etlt, cal = base / "tiny.etlt", base / "cal.bin"
+    run(env, "tlt-export", "tinydet", "-m", pruned, "-o", etlt, "--data_type", "int8", "-e", spec, "--batches", 2,
+        "--cal_cache_file", cal)
+    assert etlt.is_file() and cal.is_file()
+    engine = base / "tiny.engine"
+    run(env, "tlt-converter", etlt, "-d", f"3,{HEIGHT},{WIDTH}", "-o", "tiny_scores/Sigmoid,tiny_boxes/BiasAdd",
+        "-e", engine, "--backend", "onnxruntime")
+
+    # A low threshold, so that the comparison has boxes to compare after three short epochs.
+    for name, source in (("infer_pruned", pruned), ("infer_engine", engine)):
+        run(env, "tlt-infer", "tinydet", "-e", spec, "-m", source, "-i", images, "-o", base / name, "-t", THRESHOLD)
+    keras_rows, engine_rows = labels(base / "infer_pruned" / "labels"), labels(base / "infer_engine" / "labels")
+    assert keras_rows.keys() == engine_rows.keys()
+    assert sum(len(rows) for rows in keras_rows.values()) > 0
+    for name, rows in keras_rows.items():
+        ours, theirs = clear_of_threshold(rows), clear_of_threshold(engine_rows[name])
+        assert len(ours) == len(theirs), name
+        for mine, other in zip(ours, theirs, strict=True):
+            assert mine == pytest.approx(other, abs=0.02), name
+
+
+def clear_of_threshold(rows: list[list[float]]) -> list[list[float]]:
+    """The rows whose confidence is not within 1e-3 of the threshold (runtimes may round those either way),
+    sorted."""
+    return sorted(row for row in rows if row[-1] > THRESHOLD + 1e-3)
+
+
+def test_an_unknown_plugin_option_is_a_usage_error(world: dict[str, Path]) -> None:
+    env: dict[str, str] = world["env"]  # type: ignore[assignment]
+    done = run(env, "tlt-infer", "tinydet", "-e", world["spec"], "-i", world["root"], "-o", world["base"] / "x",
+               expect=2)
+    assert "Missing option '-m'" in done.stderr
+    assert "-t, --threshold" in run(env, "tlt-infer", "tinydet", "-h").stdout
