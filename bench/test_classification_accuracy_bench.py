@@ -80,13 +80,15 @@ class Family:
     #: ``all_projections`` of tlt's specs: the Keras peer's topology where it has one (MobileNetV2's shortcuts are
     #: identities; with TLT's projected shortcuts it is another network, which trains slower here).
     all_projections: bool = True
+    #: The learning rate of both sides (``LR`` unless the family needs a gentler one to train reproducibly).
+    lr: float | None = None
 
 
 FAMILIES = [
     Family("resnet18", "resnet", 18, None),
     Family("vgg16", "vgg", 16, "VGG16", "vgg16"),
     Family("mobilenet_v1", "mobilenet_v1", None, "MobileNet", "mobilenet"),
-    Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2", all_projections=False),
+    Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2", all_projections=False, lr=0.01),
     Family("efficientnet_b0", "efficientnet-b0", None, "EfficientNetB0", "efficientnet"),
     Family("darknet19", "darknet", 19, None),
     Family("googlenet", "googlenet", None, None),
@@ -206,7 +208,7 @@ def _write_spec(family: Family, form: str, digits: Digits, outdir: Path, seed: i
     projections = {"projections_proto": str(family.all_projections).lower(),
                    "projections_yaml": str(family.all_projections)}
     spec.write_text(template.format(arch=family.arch, layers_line=layers_line, size=SIZE, root=digits.root, **projections,
-                                    batch=BATCH, epochs=EPOCHS, lr=LR, model=model, seed=seed), encoding="utf-8")
+                                    batch=BATCH, epochs=EPOCHS, lr=family.lr or LR, model=model, seed=seed), encoding="utf-8")
     return spec
 
 
