@@ -39,8 +39,9 @@ TASKS = (CLASSIFIER, BOX_DETECTOR, INSTANCE_SEGMENTER)
 REQUIRED_ATTRIBUTES = ("name", "task", "verbs", "spec_message", "validate")
 
 #: The tool verbs, and the attributes an architecture serving each needs (``"*"``: any task; a task's own
-#: entry adds to it). ``tensorfile`` is tlt-int8-tensorfile; ``calibrate`` is tlt-export's INT8 calibration
-#: from an image folder.
+#: entry adds to it). ``tensorfile`` is tlt-int8-tensorfile (and tlt-export's calibration from ``-e SPEC``).
+#: The classifier's evaluate and infer commands still read the classification spec layout themselves, so
+#: they list nothing yet. docs/writing-an-architecture.md describes each attribute.
 VERB_ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "train": {"*": ("default_spec", "build", "label_encoder", "loss", "post_process", "export_outputs",
                     "train_plan", "training_data", "metrics")},
