@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from libtlt.samples import generate_detection_dataset
+from libtlt.samples.specs import kitti_convert_spec
 
 BIN = Path(sys.executable).parent
 PLUGIN = Path(__file__).parent / "plugin" / "tinydet"
@@ -71,10 +72,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     generate_detection_dataset(root, num_images=24, width=WIDTH, height=HEIGHT, classes=CLASSES, seed=3,
                                objects_per_image=(1, 3))
     convert = base / "convert.txt"
-    convert.write_text(f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
-                       '  label_dir_name: "labels"\n  image_extension: ".png"\n  partition_mode: "random"\n'
-                       '  num_partitions: 2\n  val_split: 25\n  num_shards: 1\n}\n'
-                       f'image_directory_path: "{root}"\n')
+    convert.write_text(kitti_convert_spec(root, val_split=25, num_shards=1))
     (base / "records").mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "TLT_KEY": KEY}
     env.pop("TLT_ARCHITECTURES", None)
