@@ -95,6 +95,23 @@ def test_manual_specs_plan_in_both_layouts(arch: object) -> None:
     assert plan.regularizer_scope == ("conv2d", "dense") and plan.checkpoint_interval == 1
 
 
+def test_evaluation_setup_in_both_layouts(arch: object, tmp_path: Path) -> None:
+    prototxt = arch.classifier_evaluation(loaded(arch, (SPECS / "000_7.1_classification.txt").read_text()))  # type: ignore[attr-defined]
+    assert (prototxt.section, prototxt.dataset_field) == ("eval_config", "eval_dataset_path")
+    assert prototxt.model_path == "/path/to/your/model" and prototxt.top_k == 3
+    assert prototxt.input_config.center_crop is False  # 000 form: an unwritten enable_center_crop is false
+    # The 003 form's centre crop is on unless written off, at evaluation as in training's recorded metadata.
+    text = (SPECS / "003_classification.yaml").read_text().replace("  enable_center_crop: True\n", "")
+    (tmp_path / "spec.yaml").write_text(text)
+    yaml_spec = load_spec(tmp_path / "spec.yaml", arch.spec_message())  # type: ignore[attr-defined]
+    arch.validate(yaml_spec)  # type: ignore[attr-defined]
+    setup = arch.classifier_evaluation(yaml_spec)  # type: ignore[attr-defined]
+    assert (setup.section, setup.dataset_field, setup.model_path) == ("evaluate", "dataset_path", "EVALMODEL")
+    assert (setup.dataset_path, setup.top_k, setup.batch_size) == ("/workspace/tao-experiments/data/split/test", 3,
+                                                                   256)
+    assert setup.input_config.center_crop is True
+
+
 def test_unsupported_settings_are_spec_errors(arch: object) -> None:
     with pytest.raises(SpecError, match="alexnet backbone is not available"):
         loaded(arch, spec_text('arch: "alexnet"'))

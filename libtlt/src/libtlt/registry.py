@@ -40,12 +40,13 @@ REQUIRED_ATTRIBUTES = ("name", "task", "verbs", "spec_message", "validate")
 
 #: The tool verbs, and the attributes an architecture serving each needs (``"*"``: any task; a task's own
 #: entry adds to it). ``tensorfile`` is tlt-int8-tensorfile (and tlt-export's calibration from ``-e SPEC``).
-#: The classifier's evaluate and infer commands still read the classification spec layout themselves, so
-#: they list nothing yet. docs/writing-an-architecture.md describes each attribute.
+#: A classifier's tlt-infer needs only the model's metadata and the class map, so it lists nothing.
+#: docs/writing-an-architecture.md describes each attribute.
 VERB_ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "train": {"*": ("default_spec", "build", "label_encoder", "loss", "post_process", "export_outputs",
                     "train_plan", "training_data", "metrics")},
-    "evaluate": {BOX_DETECTOR: ("class_names", "input_shape", "output_names", "evaluation_batches",
+    "evaluate": {CLASSIFIER: ("classifier_evaluation",),
+                 BOX_DETECTOR: ("class_names", "input_shape", "output_names", "evaluation_batches",
                                 "check_evaluation_data", "decode", "evaluator")},
     "infer": {BOX_DETECTOR: ("inference_options", "inference_setup")},
     "export": {"*": ("export_outputs",)},
@@ -128,6 +129,24 @@ class CalibrationData:
     batch_size: int
     batch_size_field: str
     batch_size_location: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassifierEvaluation:
+    """What ``tlt-evaluate`` takes from a classifier's spec: the dataset (a folder of class sub-folders), the model
+    when ``-m`` is not given, ``top_k`` and ``batch_size`` (``None``: the tool's defaults), and ``input_config``
+    (``libtlt.data.classification.InputConfig``): its centre-crop setting applies to every model, its
+    preprocessing to a model that records none (an engine). ``section``, ``dataset_field`` and ``model_field``
+    name the spec fields, for the errors when one is missing."""
+
+    dataset_path: str | None
+    model_path: str | None
+    top_k: int | None
+    batch_size: int | None
+    input_config: Any
+    section: str
+    dataset_field: str
+    model_field: str = "model_path"
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""``tlt-evaluate classification`` (000 §9.1): loss, top-k accuracy, per-class precision/recall, confusion matrix.
+"""``tlt-evaluate ARCH`` for every classifier (000 §9.1): loss, top-k accuracy, per-class precision/recall,
+confusion matrix.
 
 The model file decides the label indices (its ``classes``, in output order) and the input
-preprocessing (``input_shape``, ``preprocess_mode``, ``image_mean``, ``interpolation``); the spec
-gives the dataset (``eval_config.eval_dataset_path`` / 003 ``evaluate.dataset_path``), the model path
-unless ``-m`` is given, ``top_k``, ``batch_size`` and the center crop setting.
+preprocessing (``input_shape``, ``preprocess_mode``, ``image_mean``, ``interpolation``); the architecture's
+``classifier_evaluation`` (``libtlt.registry.ClassifierEvaluation``) reads its spec for the dataset (for
+classification: ``eval_config.eval_dataset_path`` / 003 ``evaluate.dataset_path``), the model path unless ``-m``
+is given, ``top_k``, ``batch_size`` and the centre crop setting.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from libtlt.metrics.classification import (
     write_report_json,
 )
 
-logger = get_logger("tlt_evaluate.classification")
+logger = get_logger("tlt_evaluate.classifier")
 
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 32
@@ -32,41 +34,40 @@ REPORT_FILE = "evaluation.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-def evaluate_classification(experiment_spec_file: str | Path, key: str | None, model: str | Path | None = None, *,
-                            arch_name: str = "classification",
-                            results_dir: str | Path | None = None, batch_size: int | None = None,
-                            framework: str | None = None) -> ClassificationReport:
-    """Evaluate a classification ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
+def evaluate_classifier(arch_name: str, experiment_spec_file: str | Path, key: str | None,
+                        model: str | Path | None = None, *, results_dir: str | Path | None = None,
+                        batch_size: int | None = None, framework: str | None = None) -> ClassificationReport:
+    """Evaluate a classifier's ``.tlt``/``.etlt``/engine on the spec's evaluation dataset; print and write the
     report. ``framework`` (``-f``): tlt, onnxruntime or tensorrt; ``None`` picks by the model file."""
-    from libtlt.archs.classification.classification_inputs import input_config_from_spec
-    from libtlt.archs.classification.validation import canonical_experiment
     from libtlt.data.classification import ClassMap, input_config_from_metadata, make_dataset, scan_folder
-    from libtlt.spec.experiments import load_experiment
+    from libtlt.registry import get_architecture
+    from libtlt.spec import load_spec
 
-    spec = load_experiment(arch_name, experiment_spec_file)
-    exp = canonical_experiment(spec.message)
-    section = "evaluate" if spec.message.HasField("evaluate") else "eval_config"
-    evaluate = exp.eval_config
-    model_path = model or evaluate.model_path
+    arch = get_architecture(arch_name)
+    spec = load_spec(experiment_spec_file, arch.spec_message())
+    arch.validate(spec)
+    setup = arch.classifier_evaluation(spec)
+    model_path = model or setup.model_path
     if not model_path:
-        raise spec.error(f"{section}.model_path", "no model to evaluate: pass -m/--model or set model_path in "
-                                                  f"{section}")
-    if not evaluate.eval_dataset_path:
-        name = "dataset_path" if section == "evaluate" else "eval_dataset_path"
-        raise spec.error(f"{section}.{name}", f"the spec does not say which dataset to evaluate: set {section}.{name}")
+        raise spec.error(f"{setup.section}.{setup.model_field}",
+                         f"no model to evaluate: pass -m/--model or set {setup.model_field} in {setup.section}")
+    dataset_path = setup.dataset_path
+    if not dataset_path:
+        raise spec.error(f"{setup.section}.{setup.dataset_field}", "the spec does not say which dataset to evaluate: "
+                                                                   f"set {setup.section}.{setup.dataset_field}")
     if batch_size is not None and batch_size < 1:
         raise click.BadParameter(f"must be >= 1, got {batch_size}", param_hint="--batch_size")
-    batch = batch_size or evaluate.batch_size or DEFAULT_BATCH_SIZE
-    top_k = evaluate.top_k or DEFAULT_TOP_K
+    batch = batch_size or setup.batch_size or DEFAULT_BATCH_SIZE
+    top_k = setup.top_k or DEFAULT_TOP_K
 
     predictor = _load_model(model_path, key, framework, arch_name)
     metadata = predictor.metadata
     classes = metadata.get("classes")
-    spec_config = input_config_from_spec(exp, training=False)
+    spec_config = setup.input_config
     if predictor.framework != "tlt" and not classes and "input_shape" not in metadata:
         # An engine records no classes or preprocessing: the spec's (sorted class folders) are used.
         logger.info("The engine records no classes or preprocessing; using the spec's and the dataset's folders")
-        classes = list(scan_folder(evaluate.eval_dataset_path).class_map.names)
+        classes = list(scan_folder(dataset_path).class_map.names)
         metadata = {**metadata, "classes": classes, "input_shape": list(spec_config.shape),
                     "preprocess_mode": spec_config.preprocess_mode,
                     "image_mean": list(spec_config.image_mean) if spec_config.image_mean else None,
@@ -80,9 +81,9 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
         logger.warning("The spec's input_image_size %s differs from the model's input shape %s; the model's is used",
                        ",".join(map(str, spec_shape)), ",".join(map(str, config.shape)))
 
-    index = scan_folder(evaluate.eval_dataset_path, class_map)
+    index = scan_folder(dataset_path, class_map)
     logger.info("Evaluating %s on %d images of %d classes from %s", model_path, len(index), len(class_map),
-                evaluate.eval_dataset_path)
+                dataset_path)
     scores = _predict(predictor, make_dataset(index, config, batch_size=batch, training=False), len(index))
     _check_outputs(scores, len(class_map), model_path)
     report = evaluate_predictions(np.asarray(index.labels), scores, class_map.names, top_k=top_k)
@@ -91,7 +92,7 @@ def evaluate_classification(experiment_spec_file: str | Path, key: str | None, m
     out_dir = Path(results_dir) if results_dir else Path(model_path).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
-    data.update({"model": str(model_path), "dataset": str(evaluate.eval_dataset_path),
+    data.update({"model": str(model_path), "dataset": str(dataset_path),
                  "skipped_images": [[str(p), reason] for p, reason in index.skipped]})
     write_report_json(out_dir / REPORT_FILE, data)
     write_confusion_png(out_dir / CONFUSION_FILE, report.confusion_matrix(), class_map.names)

@@ -32,10 +32,10 @@ def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str
     """Evaluate a classifier: loss, top-k accuracy, precision, recall, confusion matrix."""
 
     def body() -> None:
-        from tlt_evaluate.classifier import evaluate_classification
+        from tlt_evaluate.classifier import evaluate_classifier
 
-        evaluate_classification(experiment_spec_file, key, model=model, results_dir=results_dir,
-                                batch_size=batch_size, framework=framework, arch_name=arch)
+        evaluate_classifier(arch, experiment_spec_file, key, model=model, results_dir=results_dir,
+                            batch_size=batch_size, framework=framework)
 
     run_tool(body, verbose=verbose)
 

@@ -1,6 +1,6 @@
-"""``tlt-infer classification`` (000 §10.1): class label of one image, or ``result.csv`` for a directory.
+"""``tlt-infer ARCH`` for every classifier (000 §10.1): class label of one image, or ``result.csv`` for a directory.
 
-The class map (``-cm classmap.json``, written by training) must list the model's classes in its
+Nothing comes from the architecture but the model loading: the class map (``-cm classmap.json``, written by training) must list the model's classes in its
 output order. Images are resized and preprocessed exactly as ``tlt-evaluate`` does, from the model's
 metadata. ``result.csv`` (in the image directory) has one row per image: path, label, confidence.
 """
@@ -22,15 +22,15 @@ from libtlt.io.images import is_image_file
 from libtlt.log import get_logger
 from libtlt.workers import thread_map
 
-logger = get_logger("tlt_infer.classification")
+logger = get_logger("tlt_infer.classifier")
 
 RESULT_FILE = "result.csv"
 _CHECK_THREADS = 8
 
 
-def infer_classification(model: str | Path, key: str | None, class_map: str | Path, image: str | Path | None = None,
-                         image_dir: str | Path | None = None, batch_size: int = 1,
-                         framework: str | None = None, arch_name: str = "classification") -> list[tuple[str, str, float]]:
+def infer_classifier(arch_name: str, model: str | Path, key: str | None, class_map: str | Path,
+                     image: str | Path | None = None, image_dir: str | Path | None = None, batch_size: int = 1,
+                     framework: str | None = None) -> list[tuple[str, str, float]]:
     """Classify ``image`` (printed) or every image in ``image_dir`` (written to ``image_dir/result.csv``).
 
     ``model`` is a ``.tlt``, an ``.etlt`` or an engine; ``framework`` (``-f``) as in ``libtlt.runtime.predictor``.

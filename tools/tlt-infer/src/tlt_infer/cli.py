@@ -37,10 +37,10 @@ def classifier(arch: str, model: str, image: str | None, image_dir: str | None, 
     """Classify one image (-i) or every image of a directory (-d)."""
 
     def body() -> None:
-        from tlt_infer.classifier import infer_classification
+        from tlt_infer.classifier import infer_classifier
 
-        infer_classification(model, key, class_map, image=image, image_dir=image_dir, batch_size=batch_size,
-                             framework=framework, arch_name=arch)
+        infer_classifier(arch, model, key, class_map, image=image, image_dir=image_dir, batch_size=batch_size,
+                         framework=framework)
 
     run_tool(body, verbose=verbose)
 

@@ -21,7 +21,7 @@ from libtlt.archs.classification.classification_label_encoder import (
 )
 from libtlt.errors import SpecError, UnsupportedError
 from libtlt.log import get_logger
-from libtlt.registry import CLASSIFIER, TrainingData, TrainPlan
+from libtlt.registry import CLASSIFIER, ClassifierEvaluation, TrainingData, TrainPlan
 from libtlt.spec import LoadedSpec
 from libtlt.spec.backbones import backbone_name
 from libtlt.spec.protos import classification_pb2 as pb
@@ -218,6 +218,22 @@ class ClassificationArchitecture:
             validation_steps=validation_steps,
             files={"classmap.json": json.dumps(class_map.to_json(), indent=2) + "\n"},
             metadata=self.metadata(spec, class_map.names),
+        )
+
+    def classifier_evaluation(self, spec: LoadedSpec[pb.Experiment]) -> ClassifierEvaluation:
+        """``eval_config`` (000) or ``evaluate`` (003) for tlt-evaluate; the centre crop follows the spec's form."""
+        from libtlt.archs.classification.classification_inputs import input_config_from_spec
+
+        evaluate = experiment(spec).eval_config
+        yaml_form = spec.message.HasField("evaluate")
+        return ClassifierEvaluation(
+            dataset_path=evaluate.eval_dataset_path or None,
+            model_path=evaluate.model_path or None,
+            top_k=evaluate.top_k or None,
+            batch_size=evaluate.batch_size or None,
+            input_config=input_config_from_spec(spec, training=False),
+            section="evaluate" if yaml_form else "eval_config",
+            dataset_field="dataset_path" if yaml_form else "eval_dataset_path",
         )
 
     def metadata(self, spec: LoadedSpec[pb.Experiment], classes: Sequence[str]) -> dict[str, Any]:
