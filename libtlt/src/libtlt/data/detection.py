@@ -23,6 +23,14 @@ image to the output canvas:
    ``[−rotate_rad_max, rotate_rad_max]`` (only when the spec sets ``rotate_rad_max``: the manual's
    sample omits it and describes flip, zoom and translate only), translation uniform in
    ``±translate_max_x/y`` pixels; boxes become the bounding box of their transformed corners;
+   before these, two options of the SSD paper (Liu et al. 2016, §3 "Data augmentation"), off unless an
+   architecture sets them: *zoom-out* (with ``zoom_out_probability``, the image shrunk by a ratio uniform in
+   ``[zoom_out_min_scale, zoom_out_max_scale]`` onto a zero canvas of the output size at a uniform random place)
+   and then an *IoU-constrained random crop* (with ``iou_crop_probability``: pick a minimum IoU uniformly from
+   ``iou_crop_min_ious``, 0 meaning any patch; draw ``iou_crop_trials`` patches of side fraction
+   ``iou_crop_scale`` and aspect ratio ``iou_crop_aspect_ratio``; take the first one whose IoU with some object
+   reaches the minimum and that holds some object's centre (no patch: no crop); objects whose centre falls
+   outside the patch are dropped; the patch is stretched to the output size);
    colour augmentation (3 channels only): hue rotation ``±hue_rotation_max`` degrees, saturation factor
    ``1 ± saturation_shift_max``, contrast ``1 ± contrast_scale_max`` about ``contrast_center``, per-channel
    shift with ``color_shift_stddev``. Colour is applied before the warp (it is per pixel, so only the
@@ -96,6 +104,34 @@ class Augmentation:
     saturation_shift_max: float = 0.0
     contrast_scale_max: float = 0.0
     contrast_center: float = 0.5
+    zoom_out_probability: float = 0.0
+    zoom_out_min_scale: float = 1.0
+    zoom_out_max_scale: float = 1.0
+    iou_crop_probability: float = 0.0
+    iou_crop_min_ious: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+    iou_crop_scale: tuple[float, float] = (0.3, 1.0)
+    iou_crop_aspect_ratio: tuple[float, float] = (0.5, 2.0)
+    iou_crop_trials: int = 50
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.zoom_out_min_scale <= self.zoom_out_max_scale:
+            raise ValueError(f"zoom-out scales must satisfy 1 <= min <= max, got {self.zoom_out_min_scale}, "
+                             f"{self.zoom_out_max_scale}")
+        low, high = self.iou_crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"iou_crop_scale must satisfy 0 < min <= max <= 1, got {self.iou_crop_scale}")
+        low, high = self.iou_crop_aspect_ratio
+        if not 0.0 < low <= high:
+            raise ValueError(f"iou_crop_aspect_ratio must satisfy 0 < min <= max, got {self.iou_crop_aspect_ratio}")
+        if self.iou_crop_probability > 0 and (not self.iou_crop_min_ious or self.iou_crop_trials < 1):
+            raise ValueError("an IoU crop needs at least one minimum IoU and one trial")
+        if any(not 0.0 <= iou <= 1.0 for iou in self.iou_crop_min_ious):
+            raise ValueError(f"iou_crop_min_ious must lie in [0, 1], got {self.iou_crop_min_ious}")
+
+    @property
+    def ssd_geometry(self) -> bool:
+        """Whether zoom-out or the IoU crop is on (they need the frame's boxes to build the warp)."""
+        return (self.zoom_out_probability > 0 and self.zoom_out_max_scale > 1.0) or self.iou_crop_probability > 0
 
 
 # ------------------------------------------------------------------------------------------ the records
@@ -179,6 +215,8 @@ def _pack(frames: Sequence[Frame]) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 #: Random numbers one frame's augmentation may draw (6 spatial, 4 colour).
 _DRAWS_PER_FRAME = 10
+#: Draws of the SSD options (zoom-out: 1; IoU crop: 2).
+_SSD_DRAWS = 3
 
 
 class _Draws:
@@ -186,15 +224,16 @@ class _Draws:
     (``random_seed``, position in the stream), so a frame's augmentation never depends on which thread of the
     parallel map ran it, and a run with the same ``random_seed`` sees the same data."""
 
-    def __init__(self, seed: Any):
+    def __init__(self, seed: Any, count: int = _DRAWS_PER_FRAME):
         import tensorflow as tf
 
-        self._seeds = tf.random.experimental.stateless_split(seed, num=_DRAWS_PER_FRAME)
+        self._seeds = tf.random.experimental.stateless_split(seed, num=count)
+        self._count = count
         self._next = 0
 
     def _seed(self) -> Any:
-        if self._next >= _DRAWS_PER_FRAME:
-            raise RuntimeError("more random draws per frame than _DRAWS_PER_FRAME")
+        if self._next >= self._count:
+            raise RuntimeError(f"more random draws per frame than the {self._count} split for it")
         self._next += 1
         return self._seeds[self._next - 1]
 
@@ -210,8 +249,9 @@ class _Draws:
 
 
 def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: Any,
-            draws: _Draws | None = None) -> Any:
-    """3×3 float32 matrix from (cropped) source pixels to output-canvas pixels (continuous coordinates)."""
+            draws: _Draws | None = None, boxes: Any = None, ssd_draws: _Draws | None = None) -> tuple[Any, Any]:
+    """3×3 float32 matrix from (cropped) source pixels to output-canvas pixels (continuous coordinates), and which
+    of ``boxes`` (source pixels) the IoU crop keeps (``None``: all)."""
     import tensorflow as tf
 
     h = tf.cast(height, tf.float32)
@@ -223,10 +263,18 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
     zero, one = tf.constant(0.0), tf.constant(1.0)
     m = tf.stack([[sx, zero, zero], [zero, sy, zero], [zero, zero, one]])
     if aug is None:
-        return m
+        return m, None
     w2, h2 = w * sx, h * sy  # the preprocessed image
     if draws is None:
         raise ValueError("an augmented frame needs its random draws")
+    keep = None
+    if aug.ssd_geometry:
+        if ssd_draws is None or boxes is None:
+            raise ValueError("zoom-out and the IoU crop need the frame's boxes and their random draws")
+        expand = _zoom_out(aug, w2, h2, ssd_draws)
+        m = tf.linalg.matmul(expand, m)
+        crop, keep = _iou_crop(aug, _transform_boxes(boxes, m), w2, h2, ssd_draws)
+        m = tf.linalg.matmul(crop, m)
     uniform = draws.uniform
     fx = tf.where(uniform([]) < aug.hflip_probability, -1.0, 1.0)
     fy = tf.where(uniform([]) < aug.vflip_probability, -1.0, 1.0)
@@ -240,7 +288,69 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
     a = tf.stack([[cos * fx, -sin * fy], [sin * fx, cos * fy]])
     offset = tf.stack([cx + tx, cy + ty]) - tf.linalg.matvec(a, tf.stack([cx, cy]))
     aug_m = tf.concat([tf.concat([a, offset[:, None]], axis=1), [[zero, zero, one]]], axis=0)
-    return tf.linalg.matmul(aug_m, m)
+    return tf.linalg.matmul(aug_m, m), keep
+
+
+def _scale_translate(scale_x: Any, scale_y: Any, shift_x: Any, shift_y: Any) -> Any:
+    """The 3×3 matrix of ``x' = scale_x·x + shift_x``, ``y' = scale_y·y + shift_y``."""
+    import tensorflow as tf
+
+    zero, one = tf.constant(0.0), tf.constant(1.0)
+    return tf.stack([[scale_x, zero, shift_x], [zero, scale_y, shift_y], [zero, zero, one]])
+
+
+def _zoom_out(aug: Augmentation, w2: Any, h2: Any, draws: _Draws) -> Any:
+    """Zoom-out in preprocessed pixels: shrink by 1/r (r uniform in the spec's range) to a random place."""
+    import tensorflow as tf
+
+    apply, ratio, place_x, place_y = tf.unstack(draws.uniform([4]))
+    ratio = aug.zoom_out_min_scale + ratio * (aug.zoom_out_max_scale - aug.zoom_out_min_scale)
+    ratio = tf.where(apply < aug.zoom_out_probability, ratio, 1.0)
+    # On a canvas r times the image, the image's corner lies uniformly in [0, (r−1)·size]; scaled back by 1/r.
+    shift_x = place_x * (ratio - 1.0) * w2 / ratio
+    shift_y = place_y * (ratio - 1.0) * h2 / ratio
+    return _scale_translate(1.0 / ratio, 1.0 / ratio, shift_x, shift_y)
+
+
+def _iou_crop(aug: Augmentation, boxes: Any, w2: Any, h2: Any, draws: _Draws) -> tuple[Any, Any]:
+    """The SSD paper's patch sampling on boxes in preprocessed pixels: (crop matrix, kept-object mask)."""
+    import tensorflow as tf
+
+    trials = aug.iou_crop_trials
+    apply, which = tf.unstack(draws.uniform([2]))
+    choices = tf.constant(aug.iou_crop_min_ious, tf.float32)
+    min_iou = tf.gather(choices, tf.minimum(tf.cast(which * len(aug.iou_crop_min_ious), tf.int32),
+                                            len(aug.iou_crop_min_ious) - 1))
+    scale_u, ratio_u, x_u, y_u = tf.unstack(draws.uniform([4, trials]))
+    low, high = aug.iou_crop_scale
+    scale = low + scale_u * (high - low)
+    log_low, log_high = math.log(aug.iou_crop_aspect_ratio[0]), math.log(aug.iou_crop_aspect_ratio[1])
+    ratio = tf.exp(log_low + ratio_u * (log_high - log_low))
+    patch_w = tf.minimum(scale * tf.sqrt(ratio), 1.0) * w2
+    patch_h = tf.minimum(scale / tf.sqrt(ratio), 1.0) * h2
+    x1 = x_u * (w2 - patch_w)
+    y1 = y_u * (h2 - patch_h)
+    patches = tf.stack([x1, y1, x1 + patch_w, y1 + patch_h], axis=1)  # [T, 4]
+
+    bx1, by1, bx2, by2 = (boxes[None, :, i] for i in range(4))  # [1, G]
+    inter_w = tf.maximum(tf.minimum(bx2, patches[:, 2:3]) - tf.maximum(bx1, patches[:, 0:1]), 0.0)
+    inter_h = tf.maximum(tf.minimum(by2, patches[:, 3:4]) - tf.maximum(by1, patches[:, 1:2]), 0.0)
+    inter = inter_w * inter_h
+    union = (bx2 - bx1) * (by2 - by1) + (patch_w * patch_h)[:, None] - inter
+    iou = inter / tf.maximum(union, 1e-9)  # [T, G]
+    cx, cy = (bx1 + bx2) / 2.0, (by1 + by2) / 2.0
+    inside = ((cx > patches[:, 0:1]) & (cx < patches[:, 2:3]) & (cy > patches[:, 1:2]) & (cy < patches[:, 3:4]))
+    real = (bx2 > bx1) & (by2 > by1)  # padding rows are zero boxes
+    inside &= real
+    good_iou = tf.reduce_any((iou >= min_iou) & real, axis=1) | (min_iou <= 0.0)
+    valid = good_iou & tf.reduce_any(inside, axis=1)  # [T]
+    found = tf.reduce_any(valid) & (apply < aug.iou_crop_probability)
+    pick = tf.argmax(tf.cast(valid, tf.int32), output_type=tf.int32)  # the first valid patch
+    patch = tf.where(found, patches[pick], tf.stack([0.0, 0.0, w2, h2]))
+    keep = tf.where(found, inside[pick], tf.ones_like(inside[0]))
+    sx = w2 / (patch[2] - patch[0])
+    sy = h2 / (patch[3] - patch[1])
+    return _scale_translate(sx, sy, -patch[0] * sx, -patch[1] * sy), keep
 
 
 def _color(image: Any, aug: Augmentation, draws: _Draws) -> Any:
@@ -293,7 +403,11 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
     ``seed`` (two integers) determines the frame's random augmentation."""
     import tensorflow as tf
 
-    draws = _Draws(tf.cast(seed, tf.int64)) if aug is not None else None
+    seed = tf.cast(seed, tf.int64)
+    draws = _Draws(seed) if aug is not None else None
+    # The SSD options draw from their own stream, so switching them on leaves the other draws as they were.
+    ssd_draws = (_Draws(tf.random.experimental.stateless_fold_in(seed, 1), count=_SSD_DRAWS)
+                 if aug is not None and aug.ssd_geometry else None)
 
     image = checked_decode(path, pre.channels)  # a truncated file fails naming itself
     image = tf.image.convert_image_dtype(image, tf.float32)
@@ -302,7 +416,7 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
         image = image[top:bottom if bottom > 0 else None, left:right if right > 0 else None]
         boxes = boxes - tf.constant([left, top, left, top], tf.float32)
     shape = tf.shape(image)
-    matrix = _affine(pre, aug, shape[0], shape[1], draws)
+    matrix, keep = _affine(pre, aug, shape[0], shape[1], draws, boxes, ssd_draws)
     if aug is not None and draws is not None and pre.channels == 3:
         image = _color(image, aug, draws)
     identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0
@@ -319,6 +433,8 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
     boxes = tf.clip_by_value(boxes, 0.0, limit)
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     valid = (classes >= 0) & (width > 0) & (height > 0)
+    if keep is not None:
+        valid &= keep
     if aug is not None:
         valid &= (width >= pre.min_bbox_width) & (height >= pre.min_bbox_height)
     classes = tf.where(valid, classes, NO_CLASS)
