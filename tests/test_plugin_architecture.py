@@ -115,6 +115,7 @@ def test_a_third_party_detector_runs_through_every_tool(world: dict[str, Path]) 
     report = json.loads((base / "evaluation" / "evaluation.json").read_text())
     assert set(report["classes"]) == set(CLASSES) and report["num_images"] > 0
     assert (base / "evaluation" / "precision_recall_car.png").is_file()
+    assert len(report["coco_bbox"]) == 12 and 0.0 <= report["coco_bbox"]["AP50"] <= 1.0  # the extra report
 
     images = world["root"] / "images"
     run(env, "tlt-infer", "tinydet", "-e", spec, "-m", model, "-i", images, "-o", base / "infer", "-t", "0.2")

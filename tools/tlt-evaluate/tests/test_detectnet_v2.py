@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from libtlt.metrics.coco import STAT_NAMES
 from libtlt.samples import generate_detection_dataset
 from tlt_evaluate.cli import main
 
@@ -118,10 +119,12 @@ def one_line_error(result: Any) -> str:
 
 
 def direct_result(data: dict[str, Path], *, folds: tuple[str, ...] = ("fold-000",)) -> Any:
-    """DetectionEvaluator on the model's predictions for the records of ``folds``, computed without the tool."""
+    """DetectionEvaluator and COCO statistics of the model's predictions for the records of ``folds``, computed
+    without the tool."""
     from libtlt.io.example import decode_example
     from libtlt.io.tfrecord import read_records
     from libtlt.layers.clustering import ClusteringConfig, postprocess
+    from libtlt.metrics.coco import CocoEvaluator
     from libtlt.metrics.detection import BoxSizeRange, DetectionEvaluator
     from libtlt.runtime.keras_model import load_tlt_model
 
@@ -130,6 +133,7 @@ def direct_result(data: dict[str, Path], *, folds: tuple[str, ...] = ("fold-000"
                               minimum_bounding_box_height=MIN_HEIGHT, dbscan_confidence_threshold=0.1)
     evaluator = DetectionEvaluator(CLASSES, iou_thresholds={"car": 0.7, "pedestrian": 0.5, "cyclist": 0.5},
                                    box_ranges=BoxSizeRange(4, 9999, 4, 9999), mode="INTEGRATE")
+    coco = CocoEvaluator(CLASSES)
     count = 0
     for path in sorted(data["records"].glob("kitti-*")):
         if not any(f in path.name for f in folds):
@@ -144,8 +148,9 @@ def direct_result(data: dict[str, Path], *, folds: tuple[str, ...] = ("fold-000"
             gt = np.stack([example[f"target/coordinates_{k}"] for k in ("x1", "y1", "x2", "y2")], axis=1)
             gt_classes = [CLASSES.index(n.decode()) for n in example["target/object_class"]]
             evaluator.add_image(boxes, found.confidences, found.class_ids, gt, gt_classes)
+            coco.add_image(boxes, found.confidences, found.class_ids, gt, gt_classes)
             count += 1
-    return evaluator.result(), count
+    return evaluator.result(), coco.result(), count
 
 
 def test_map_equals_a_direct_evaluation(data: dict[str, Path]) -> None:
@@ -153,7 +158,7 @@ def test_map_equals_a_direct_evaluation(data: dict[str, Path]) -> None:
     result = run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", KEY, "-r", str(out))
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "evaluation.json").read_text())
-    expected, count = direct_result(data)
+    expected, coco, count = direct_result(data)
     assert report["num_images"] == count == NUM_IMAGES // 2
     assert report["average_precision_mode"] == "INTEGRATE"
     assert report["mean_average_precision"] == pytest.approx(expected.mean_average_precision, abs=1e-9)
@@ -168,6 +173,8 @@ def test_map_equals_a_direct_evaluation(data: dict[str, Path]) -> None:
     assert sum(r.num_true_positives + r.num_false_positives for r in expected.classes.values()) > 0
     assert "Mean average_precision (in %): " in result.stdout
     assert f"{100 * expected.mean_average_precision:.4f}" in result.stdout
+    assert report["coco_bbox"] == pytest.approx(coco, abs=1e-9) and set(coco) == set(STAT_NAMES)
+    assert f"COCO bbox: AP@[.50:.95] {coco['AP']:.4f}, AP50 {coco['AP50']:.4f}" in result.stdout
     assert all(name in result.stdout for name in CLASSES)
 
 
@@ -175,7 +182,7 @@ def test_training_set_and_default_results_dir(data: dict[str, Path]) -> None:
     result = invoke("-e", str(data["spec"]), "-m", str(data["model"]), "-k", KEY, "--use_training_set")
     assert result.exit_code == 0, result.stderr
     report = json.loads((data["model"].parent / "evaluation.json").read_text())
-    expected, count = direct_result(data, folds=("fold-000", "fold-001"))
+    expected, _, count = direct_result(data, folds=("fold-000", "fold-001"))
     assert report["num_images"] == count == NUM_IMAGES
     assert report["dataset"] == "training+validation"
     assert report["mean_average_precision"] == pytest.approx(expected.mean_average_precision, abs=1e-9)

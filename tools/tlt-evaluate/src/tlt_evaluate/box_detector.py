@@ -6,7 +6,9 @@ in network-input pixels), a data check (``check_evaluation_data``), the decoding
 boxes (``decode``) and the AP evaluator of its spec (``evaluator``: DetectNet_v2's ``evaluation_config``, ...).
 The model's recorded classes and input shape must agree with the spec's. Results: the table on stdout,
 ``evaluation.json`` and one precision-recall curve per class (``precision_recall_<class>.png``) in the results
-directory (default: the model's directory), each written atomically.
+directory (default: the model's directory), each written atomically. As an extra report, the same detections
+are scored with COCO's metrics through pycocotools (``libtlt.metrics.coco``): one line on stdout and the 12
+numbers under ``coco_bbox`` in ``evaluation.json``.
 
 ``-f tlt|onnxruntime|tensorrt`` (default: by the model file): a ``.tlt`` runs with Keras, an ``.etlt`` or an
 onnxruntime engine with onnxruntime, a TensorRT engine (or ``-f tensorrt``) with TensorRT, which must be installed
@@ -29,6 +31,7 @@ import numpy as np
 
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
+from libtlt.metrics.coco import CocoEvaluator
 
 logger = get_logger("tlt_evaluate.box_detector")
 
@@ -64,6 +67,7 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
     _check_outputs(predictor, arch.output_names(spec), model)
 
     evaluator = arch.evaluator(spec, classes)
+    coco = CocoEvaluator(classes)  # the extra report: COCO's AP over IoU 0.50:0.95, by size, and AR
     num_images = 0
     seconds: list[float] = []
     import tensorflow as tf
@@ -81,6 +85,7 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                 for found, truth in zip(detections, truths, strict=True):
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,
                                         truth.class_ids)
+                    coco.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)
                 num_images += len(truths)
                 bar.update(len(truths))
         except tf.errors.OpError as err:
@@ -90,12 +95,16 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                    or DataError(f"an image of the dataset cannot be read ({err.message.splitlines()[0]})")) from None
     result = evaluator.result()
     click.echo(format_table(result, median_seconds=float(np.median(seconds)) if seconds else None))
+    coco_stats = coco.result()
+    click.echo(f"COCO bbox: AP@[.50:.95] {_coco(coco_stats['AP'])}, AP50 {_coco(coco_stats['AP50'])}, "
+               f"AP75 {_coco(coco_stats['AP75'])} (all 12 numbers in {REPORT_FILE})")
 
     out_dir = Path(results_dir) if results_dir else Path(model).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = write_pr_curves(out_dir, result)
     report = report_dict(result, model=str(model), spec=str(experiment_spec_file), num_images=num_images,
                          use_training_set=use_training_set, pr_curves=curves)
+    report["coco_bbox"] = coco_stats
     from libtlt.io.atomic import write_text
 
     write_text(out_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
@@ -145,6 +154,10 @@ def format_table(result: Any, *, median_seconds: float | None = None) -> str:
     if median_seconds is not None:
         lines += ["", f"Median Inference Time: {median_seconds:.6f}"]
     return "\n".join(lines)
+
+
+def _coco(value: float) -> str:
+    return "n/a" if value < 0 else f"{value:.4f}"  # COCO's -1: nothing of that kind to measure
 
 
 def _number(value: float) -> float | None:
