@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from libtlt.samples import generate_classification_dataset, generate_detection_dataset
+from libtlt.testing import convert_kitti, detectnet_v2_spec_text
 
 BIN = Path(sys.executable).parent
 KEY = "predictor-test-key"
@@ -161,11 +161,8 @@ def test_framework_errors(classification: dict[str, Path]) -> None:
 
 
 def detection_spec(tfrecords: str, image_dir: Path) -> str:
-    text = (resources.files("libtlt.archs.detectnet_v2") / "default_spec.txt").read_text()
-    text = text.replace("/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*", tfrecords)
-    text = text.replace("/workspace/tlt-experiments/data/training", str(image_dir))
-    text = text.replace("coverage_threshold: 0.005", "coverage_threshold: 0.45")
-    return text.replace("num_layers: 18", "num_layers: 10")
+    return detectnet_v2_spec_text(tfrecords, image_dir, {"coverage_threshold: 0.005": "coverage_threshold: 0.45",
+                                                         "num_layers: 18": "num_layers: 10"})
 
 
 @pytest.fixture(scope="module")
@@ -178,15 +175,8 @@ def detection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = base / "kitti"
     generate_detection_dataset(root, num_images=4, width=DN_WIDTH, height=DN_HEIGHT, classes=DN_CLASSES, seed=5,
                                objects_per_image=(2, 4))
-    convert = base / "convert.txt"
-    convert.write_text(f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
-                       '  label_dir_name: "labels"\n  image_extension: ".png"\n  partition_mode: "random"\n'
-                       '  num_partitions: 2\n  val_split: 50\n  num_shards: 1\n}\n'
-                       f'image_directory_path: "{root}"\n')
-    (base / "tfrecords").mkdir()
-    _tool("tlt-dataset-convert", "-d", str(convert), "-o", str(base / "tfrecords" / "kitti"))
     spec_path = base / "spec.txt"
-    spec_path.write_text(detection_spec(str(base / "tfrecords" / "kitti*"), root))
+    spec_path.write_text(detection_spec(convert_kitti(root, base / "tfrecords"), root))
     spec = load_experiment("detectnet_v2", spec_path)
     model_path = base / "model" / "model.tlt"
     model_path.parent.mkdir()

@@ -6,7 +6,10 @@ model trained with the libtlt input pipeline on generated images, saved as an en
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,62 @@ def train_tiny_classifier(base: Path, key: str) -> TrainedClassifier:
     save_tlt_model(model_path, model, key, metadata, kdf_iterations=1000)
     index.class_map.write(model_dir / "classmap.json")
     return TrainedClassifier(sample.root, model_path, spec_path, index.class_map.names, metadata)
+
+
+# ------------------------------------------------------------------------------------------------ detectors
+
+def convert_kitti(root: Path, records_dir: Path, *, val_split: int = 50, num_shards: int = 1) -> str:
+    """Convert the generated KITTI folder ``root`` with the installed ``tlt-dataset-convert`` (two folds, fold 0
+    holding ``val_split`` percent) into ``records_dir/kitti-*``; returns the records' glob for a spec."""
+    from libtlt.samples.specs import kitti_convert_spec
+
+    records_dir.mkdir(parents=True, exist_ok=True)
+    convert_spec = records_dir.parent / f"{records_dir.name}_convert.txt"
+    convert_spec.write_text(kitti_convert_spec(root, val_split=val_split, num_shards=num_shards), encoding="utf-8")
+    tool = Path(sys.executable).parent / "tlt-dataset-convert"
+    done = subprocess.run([str(tool), "-d", str(convert_spec), "-o", str(records_dir / "kitti")],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"tlt-dataset-convert failed ({done.returncode}): {done.stderr.strip()}")
+    return str(records_dir / "kitti*")
+
+
+def detectnet_v2_spec_text(tfrecords: str, image_dir: Path | str, replace: dict[str, str] | None = None) -> str:
+    """DetectNet_v2's default spec pointed at ``tfrecords`` (a glob) and ``image_dir``, with each ``replace`` key
+    (a piece of the default spec's text, e.g. ``"num_layers: 18"``) swapped for its value."""
+    from importlib import resources
+
+    text = (resources.files("libtlt.archs.detectnet_v2") / "default_spec.txt").read_text()
+    text = text.replace("/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*", tfrecords)
+    text = text.replace("/workspace/tlt-experiments/data/training", str(image_dir))
+    for old, new in (replace or {}).items():
+        if old not in text:
+            raise ValueError(f"'{old}' is not in DetectNet_v2's default spec")
+        text = text.replace(old, new)
+    return text
+
+
+def tiny_detectnet_model(num_classes: int, width: int, height: int, seed: int = 0) -> Any:
+    """A hand-built network with DetectNet_v2's interface: ``input_1`` (3, H, W) → stride 16 → ``output_cov``
+    (C, H/16, W/16, sigmoid) and ``output_bbox`` (4C, H/16, W/16); random weights that fire somewhere."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((3, height, width), name="input_1")
+    x = keras.layers.Permute((2, 3, 1))(inputs)
+    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
+    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
+    cov = keras.layers.Conv2D(num_classes, 1, activation="sigmoid", bias_initializer=keras.initializers.Constant(-1.0),
+                              kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x)
+    bbox = keras.layers.Conv2D(4 * num_classes, 1, bias_initializer=keras.initializers.Constant(0.6),
+                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.05))(x)
+    cov = keras.layers.Permute((3, 1, 2), name="output_cov")(cov)
+    bbox = keras.layers.Permute((3, 1, 2), name="output_bbox")(bbox)
+    return keras.Model(inputs, [cov, bbox])
+
+
+def tiny_detectnet_metadata(classes: Sequence[str], width: int, height: int) -> dict[str, Any]:
+    """The metadata DetectNet_v2 training records, for :func:`tiny_detectnet_model`."""
+    return {"architecture": "detectnet_v2", "classes": list(classes), "input_shape": [3, height, width],
+            "input_layout": "NCHW", "preprocessing": "rgb/255", "stride": 16,
+            "output_names": ["output_cov", "output_bbox"], "spec": ""}

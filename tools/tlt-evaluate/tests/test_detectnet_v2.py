@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,12 @@ from PIL import Image
 
 from libtlt.metrics.coco import STAT_NAMES
 from libtlt.samples import generate_detection_dataset
+from libtlt.testing import (
+    convert_kitti,
+    detectnet_v2_spec_text,
+    tiny_detectnet_metadata,
+    tiny_detectnet_model,
+)
 from tlt_evaluate.cli import main
 
 BIN = Path(sys.executable).parent
@@ -33,38 +38,19 @@ NUM_IMAGES = 8
 
 
 def build_tiny_detectnet(num_classes: int, seed: int = 0) -> Any:
-    """``input_1`` (3, H, W) → stride 16 → ``output_cov`` (C, H/16, W/16), ``output_bbox`` (4C, H/16, W/16)."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((3, HEIGHT, WIDTH), name="input_1")
-    x = keras.layers.Permute((2, 3, 1))(inputs)
-    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
-    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
-    cov = keras.layers.Conv2D(num_classes, 1, activation="sigmoid", bias_initializer=keras.initializers.Constant(-1.0),
-                              kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x)
-    bbox = keras.layers.Conv2D(4 * num_classes, 1, bias_initializer=keras.initializers.Constant(0.6),
-                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.05))(x)
-    cov = keras.layers.Permute((3, 1, 2), name="output_cov")(cov)
-    bbox = keras.layers.Permute((3, 1, 2), name="output_bbox")(bbox)
-    return keras.Model(inputs, [cov, bbox])
+    return tiny_detectnet_model(num_classes, WIDTH, HEIGHT, seed)
 
 
 def tiny_metadata(classes: tuple[str, ...] = CLASSES) -> dict[str, Any]:
-    return {"architecture": "detectnet_v2", "classes": list(classes), "input_shape": [3, HEIGHT, WIDTH],
-            "input_layout": "NCHW", "preprocessing": "rgb/255", "stride": 16,
-            "output_names": ["output_cov", "output_bbox"], "spec": ""}
+    return tiny_detectnet_metadata(classes, WIDTH, HEIGHT)
 
 
 def experiment_spec(tfrecords: str, image_dir: Path, *, mapping: dict[str, str] | None = None,
                     num_layers: int = 18) -> str:
     """The architecture's default spec pointed at the test data, with tighter clustering for a random network."""
-    text = (resources.files("libtlt.archs.detectnet_v2") / "default_spec.txt").read_text()
-    text = text.replace("/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*", tfrecords)
-    text = text.replace("/workspace/tlt-experiments/data/training", str(image_dir))
-    text = text.replace("coverage_threshold: 0.005", f"coverage_threshold: {COVERAGE_THRESHOLD}")
-    text = text.replace("dbscan_eps: 0.15", f"dbscan_eps: {EPS}")
-    text = text.replace("num_layers: 18", f"num_layers: {num_layers}")
+    text = detectnet_v2_spec_text(tfrecords, image_dir, {
+        "coverage_threshold: 0.005": f"coverage_threshold: {COVERAGE_THRESHOLD}",
+        "dbscan_eps: 0.15": f"dbscan_eps: {EPS}", "num_layers: 18": f"num_layers: {num_layers}"})
     if mapping is not None:
         lines = [line for line in text.splitlines() if "target_class_mapping" not in line]
         at = next(i for i, line in enumerate(lines) if "image_extension" in line) + 1
@@ -81,18 +67,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = base / "kitti"
     generate_detection_dataset(root, num_images=NUM_IMAGES, width=WIDTH, height=HEIGHT, classes=CLASSES, seed=5,
                                objects_per_image=(2, 5))
-    convert_spec = base / "convert.txt"
-    convert_spec.write_text(f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
-                            '  label_dir_name: "labels"\n  image_extension: ".png"\n  partition_mode: "random"\n'
-                            '  num_partitions: 2\n  val_split: 50\n  num_shards: 2\n}\n'
-                            f'image_directory_path: "{root}"\n')
     records = base / "tfrecords"
-    records.mkdir()
-    done = subprocess.run([str(BIN / "tlt-dataset-convert"), "-d", str(convert_spec), "-o", str(records / "kitti")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
     spec = base / "spec.txt"
-    spec.write_text(experiment_spec(str(records / "kitti*"), root))
+    spec.write_text(experiment_spec(convert_kitti(root, records, num_shards=2), root))
     model = base / "model" / "model.tlt"
     model.parent.mkdir()
     save_tlt_model(model, build_tiny_detectnet(len(CLASSES)), KEY, tiny_metadata(), kdf_iterations=1000)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from libtlt.samples import generate_detection_dataset
+from libtlt.testing import tiny_detectnet_metadata, tiny_detectnet_model
 from tlt_infer.cli import main
 
 BIN = Path(sys.executable).parent
@@ -31,31 +32,15 @@ COLORS = {"car": (255, 0, 0), "pedestrian": (0, 0, 255)}
 
 
 def build_tiny_detectnet(num_classes: int, width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> Any:
-    """``input_1`` (3, H, W) → stride 16 → ``output_cov`` (C, H/16, W/16), ``output_bbox`` (4C, H/16, W/16)."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((3, height, width), name="input_1")
-    x = keras.layers.Permute((2, 3, 1))(inputs)
-    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
-    x = keras.layers.Conv2D(8, 4, strides=4, activation="relu", padding="same")(x)
-    cov = keras.layers.Conv2D(num_classes, 1, activation="sigmoid", bias_initializer=keras.initializers.Constant(-1.0),
-                              kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x)
-    bbox = keras.layers.Conv2D(4 * num_classes, 1, bias_initializer=keras.initializers.Constant(0.6),
-                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.05))(x)
-    cov = keras.layers.Permute((3, 1, 2), name="output_cov")(cov)
-    bbox = keras.layers.Permute((3, 1, 2), name="output_bbox")(bbox)
-    return keras.Model(inputs, [cov, bbox])
+    return tiny_detectnet_model(num_classes, width, height, seed)
 
 
 def save_tiny_detectnet(path: Path, classes: tuple[str, ...] = CLASSES) -> Path:
     from libtlt.runtime.keras_model import save_tlt_model
 
-    metadata = {"architecture": "detectnet_v2", "classes": list(classes), "input_shape": [3, HEIGHT, WIDTH],
-                "input_layout": "NCHW", "preprocessing": "rgb/255", "stride": 16,
-                "output_names": ["output_cov", "output_bbox"], "spec": ""}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_tlt_model(path, build_tiny_detectnet(len(classes)), KEY, metadata, kdf_iterations=1000)
+    save_tlt_model(path, build_tiny_detectnet(len(classes)), KEY, tiny_detectnet_metadata(classes, WIDTH, HEIGHT),
+                   kdf_iterations=1000)
     return path
 
 

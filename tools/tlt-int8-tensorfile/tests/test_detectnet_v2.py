@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from PIL import Image
 
 from libtlt.io.tensorfile import TensorFile
 from libtlt.samples import generate_detection_dataset
+from libtlt.testing import convert_kitti, detectnet_v2_spec_text
 from tlt_int8_tensorfile.cli import main
 
 BIN = Path(sys.executable).parent
@@ -29,10 +29,7 @@ BATCH = 2
 
 
 def experiment_spec(tfrecords: str, image_dir: Path, *, batch_size: int = BATCH) -> str:
-    text = (resources.files("libtlt.archs.detectnet_v2") / "default_spec.txt").read_text()
-    text = text.replace("/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*", tfrecords)
-    text = text.replace("/workspace/tlt-experiments/data/training", str(image_dir))
-    return text.replace("batch_size_per_gpu: 8", f"batch_size_per_gpu: {batch_size}")
+    return detectnet_v2_spec_text(tfrecords, image_dir, {"batch_size_per_gpu: 8": f"batch_size_per_gpu: {batch_size}"})
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +38,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = base / "kitti"
     generate_detection_dataset(root, num_images=8, width=WIDTH, height=HEIGHT, classes=CLASSES, seed=7,
                                objects_per_image=(1, 3))
-    convert_spec = base / "convert.txt"
-    convert_spec.write_text(f'kitti_config {{\n  root_directory_path: "{root}"\n  image_dir_name: "images"\n'
-                            '  label_dir_name: "labels"\n  image_extension: ".png"\n  partition_mode: "random"\n'
-                            '  num_partitions: 2\n  val_split: 50\n  num_shards: 1\n}\n'
-                            f'image_directory_path: "{root}"\n')
     records = base / "tfrecords"
-    records.mkdir()
-    done = subprocess.run([str(BIN / "tlt-dataset-convert"), "-d", str(convert_spec), "-o", str(records / "kitti")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
     spec = base / "spec.txt"
-    spec.write_text(experiment_spec(str(records / "kitti*"), root))
+    spec.write_text(experiment_spec(convert_kitti(root, records), root))
     return {"base": base, "root": root, "records": records, "spec": spec}
 
 
