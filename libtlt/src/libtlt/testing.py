@@ -152,3 +152,19 @@ def tiny_detectnet_metadata(classes: Sequence[str], width: int, height: int) -> 
     return {"architecture": "detectnet_v2", "classes": list(classes), "input_shape": [3, height, width],
             "input_layout": "NCHW", "preprocessing": "rgb/255", "stride": 16,
             "output_names": ["output_cov", "output_bbox"], "spec": ""}
+
+
+# ------------------------------------------------------------------------------------------------ assertions
+
+def one_error_line(result: Any) -> str:
+    """The one ``Error:`` line of a tool run that failed as a user mistake should: exit status 2, exactly one
+    ``Error:`` line on stderr, no traceback. ``result`` is a ``subprocess.CompletedProcess`` (the installed
+    command) or a click ``Result`` (in process)."""
+    code = result.returncode if hasattr(result, "returncode") else result.exit_code
+    stderr = result.stderr or ""
+    if code != 2:
+        raise AssertionError(f"exit status {code}, not 2; stderr:\n{stderr}")
+    lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    if len(lines) != 1 or "Traceback" in stderr:
+        raise AssertionError(f"expected one Error: line and no traceback; stderr:\n{stderr}")
+    return lines[0]

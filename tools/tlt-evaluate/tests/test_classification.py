@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from libtlt.testing import one_error_line
 from tlt_evaluate.cli import main
 
 BIN = Path(sys.executable).parent
@@ -22,13 +23,6 @@ KEY = "evaluate-test-key"
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def direct_keras_evaluation(trained, dataset: Path) -> tuple[float, float, float, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -151,20 +145,20 @@ def test_help_of_the_classification_command_installed() -> None:
 
 
 def test_missing_model(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    line = one_line_error(invoke("classification", "-e", str(trained.spec_path), "-k", KEY, "-m",
+    line = one_error_line(invoke("classification", "-e", str(trained.spec_path), "-k", KEY, "-m",
                                  str(tmp_path / "absent.tlt")))
     assert "absent.tlt" in line
 
 
 def test_spec_without_dataset_path(trained, write_spec) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec("", trained.model_path)
-    line = one_line_error(invoke("classification", "-e", str(spec), "-k", KEY))
+    line = one_error_line(invoke("classification", "-e", str(spec), "-k", KEY))
     assert "eval_dataset_path" in line and str(spec) in line
 
 
 def test_spec_without_model_path_and_no_m(trained, write_spec) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec(trained.root / "val", None)
-    assert "model_path" in one_line_error(invoke("classification", "-e", str(spec), "-k", KEY))
+    assert "model_path" in one_error_line(invoke("classification", "-e", str(spec), "-k", KEY))
 
 
 @pytest.mark.parametrize("problem", ["empty_class", "unknown_class", "missing_dir"])
@@ -179,7 +173,7 @@ def test_bad_dataset(trained, tmp_path: Path, problem: str) -> None:  # type: ig
         shutil.copytree(dataset / trained.classes[0], dataset / "hexagon")
     spec = tmp_path / "spec.txt"
     spec.write_text(trained.spec_path.read_text().replace(str(trained.root / "val"), str(dataset)))
-    line = one_line_error(invoke("classification", "-e", str(spec), "-k", KEY, "-r", str(tmp_path / "out")))
+    line = one_error_line(invoke("classification", "-e", str(spec), "-k", KEY, "-r", str(tmp_path / "out")))
     expected = {"empty_class": "empty class folder", "unknown_class": "'hexagon' are not classes of the model",
                 "missing_dir": "dataset directory not found"}[problem]
     assert expected in line
@@ -190,11 +184,11 @@ def test_bad_spec_value_names_the_field(tmp_path: Path) -> None:
     spec = tmp_path / "spec.txt"
     spec.write_text('model_config { arch: "resnet" n_layers: 10 input_image_size: "3,32,32" }\n'
                     'eval_config { eval_dataset_path: "x" top_k: 4 }\n')
-    line = one_line_error(invoke("classification", "-e", str(spec), "-k", KEY))
+    line = one_error_line(invoke("classification", "-e", str(spec), "-k", KEY))
     assert f"{spec}:2:" in line and "top_k" in line
 
 
 def test_other_and_unknown_architectures() -> None:
-    assert "not implemented yet (issue 14)" in one_line_error(invoke("ssd", "-e", "spec.txt"))
+    assert "not implemented yet (issue 14)" in one_error_line(invoke("ssd", "-e", "spec.txt"))
     result = invoke("nosuchnet", "-e", "spec.txt")
     assert result.exit_code == 2 and "unknown architecture 'nosuchnet'" in result.output

@@ -24,6 +24,7 @@ from libtlt.samples import generate_detection_dataset
 from libtlt.testing import (
     convert_kitti,
     detectnet_v2_spec_text,
+    one_error_line,
     tiny_detectnet_metadata,
     tiny_detectnet_model,
 )
@@ -84,15 +85,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def invoke(*args: str) -> Any:
     """In process (TensorFlow is imported once for the session); the subprocess runs check the installed script."""
     return CliRunner().invoke(main, ["detectnet_v2", *args], catch_exceptions=False)
-
-
-def one_line_error(result: Any) -> str:
-    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
-    assert code == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def direct_result(data: dict[str, Path], *, folds: tuple[str, ...] = ("fold-000",)) -> Any:
@@ -181,21 +173,21 @@ def test_no_object_of_any_target_class(data: dict[str, Path]) -> None:
     spec = data["base"] / "none.txt"
     spec.write_text(experiment_spec(str(data["records"] / "kitti*"), data["root"],
                                     mapping={"truck": "car", "bus": "pedestrian", "tram": "cyclist"}))
-    error = one_line_error(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY, "-r", str(data["base"] / "x")))
+    error = one_error_line(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY, "-r", str(data["base"] / "x")))
     assert "no object of any target class" in error and "truck: car" in error
 
 
 def test_tfrecords_matching_no_file(data: dict[str, Path]) -> None:
     spec = data["base"] / "nofiles.txt"
     spec.write_text(experiment_spec(str(data["base"] / "nowhere" / "*"), data["root"]))
-    error = one_line_error(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY))
+    error = one_error_line(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY))
     assert "nowhere" in error and "nofiles.txt:" in error
 
 
 def test_wrong_key_and_tensorrt(data: dict[str, Path]) -> None:
-    error = one_line_error(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", "wrong"))
+    error = one_error_line(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", "wrong"))
     assert "model.tlt" in error
-    error = one_line_error(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", KEY, "-f", "tensorrt"))
+    error = one_error_line(run("-e", str(data["spec"]), "-m", str(data["model"]), "-k", KEY, "-f", "tensorrt"))
     assert "TensorRT is not installed" in error and "pip install tensorrt" in error
 
 
@@ -205,7 +197,7 @@ def test_model_classes_must_match_the_spec(data: dict[str, Path]) -> None:
     other = data["base"] / "other" / "model.tlt"
     other.parent.mkdir(exist_ok=True)
     save_tlt_model(other, build_tiny_detectnet(2), KEY, tiny_metadata(("car", "bus")), kdf_iterations=1000)
-    error = one_line_error(invoke("-e", str(data["spec"]), "-m", str(other), "-k", KEY))
+    error = one_error_line(invoke("-e", str(data["spec"]), "-m", str(other), "-k", KEY))
     assert "[car, bus]" in error and "[car, pedestrian, cyclist]" in error
 
 
@@ -231,6 +223,6 @@ def test_real_architecture_model(data: dict[str, Path]) -> None:
 def test_missing_images(data: dict[str, Path]) -> None:
     spec = data["base"] / "noimages.txt"
     spec.write_text(experiment_spec(str(data["records"] / "kitti*"), data["base"] / "no_images_here"))
-    error = one_line_error(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY, "-r", str(data["base"] / "y")))
+    error = one_error_line(invoke("-e", str(spec), "-m", str(data["model"]), "-k", KEY, "-r", str(data["base"] / "y")))
     assert "no_images_here" in error and "does not exist" in error  # names the missing file
     assert not (data["base"] / "y" / "evaluation.json").exists()

@@ -19,6 +19,7 @@ from libtlt.io.modelfile import load_model_file
 from libtlt.runtime.engine import open_engine, read_sidecar
 from libtlt.runtime.onnx_precision import required_tensors
 from libtlt.runtime.onnxruntime_backend import OrtModel, load_etlt
+from libtlt.testing import one_error_line
 from tlt_export.cli import main
 
 BIN = Path(sys.executable).parent
@@ -40,13 +41,6 @@ def export(*args: str | Path) -> Result:
 
 def keras_predict(trained: Trained, batch: np.ndarray) -> np.ndarray:
     return np.asarray(trained.keras_model(batch, training=False))
-
-
-def error_line(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -150,11 +144,11 @@ def test_qat_scales_are_used_unless_force_ptq(trained: Trained, fp32_etlt: Path,
     assert load_etlt(tmp_path / "qat.etlt", KEY)[1]["calibration"] == "qat"
     forced = export("classification", "-m", qat, "-k", KEY, "--data_type", "int8", "--cal_cache_file", cal,
                     "--force_ptq")
-    assert "needs calibration data" in error_line(forced)
+    assert "needs calibration data" in one_error_line(forced)
     partial = tmp_path / "partial.tlt"
     save_tlt_model(partial, keras_model, KEY, {**meta, "qat_scales": {"not_in_the_graph": 1.0}}, kdf_iterations=1000)
     result = export("classification", "-m", partial, "-k", KEY, "--data_type", "int8", "--cal_cache_file", cal)
-    assert "QAT scales match none of the tensors the exported graph quantizes" in error_line(result)
+    assert "QAT scales match none of the tensors the exported graph quantizes" in one_error_line(result)
 
 
 def test_gen_ds_config_writes_nvinfer_config_and_labels(trained: Trained, tmp_path: Path) -> None:
@@ -177,13 +171,13 @@ def test_gen_ds_config_writes_nvinfer_config_and_labels(trained: Trained, tmp_pa
 
 def test_wrong_key_is_one_line(trained: Trained, tmp_path: Path) -> None:
     result = export("classification", "-m", trained.model_path, "-k", "not-the-key", "-o", tmp_path / "x.etlt")
-    assert "wrong key" in error_line(result)
+    assert "wrong key" in one_error_line(result)
     assert not (tmp_path / "x.etlt").exists()
 
 
 def test_an_etlt_given_as_model_is_refused(fp32_etlt: Path, tmp_path: Path) -> None:
     result = export("classification", "-m", fp32_etlt, "-k", KEY, "-o", tmp_path / "x.etlt")
-    assert "this is an .etlt" in error_line(result)
+    assert "this is an .etlt" in one_error_line(result)
 
 
 def test_architecture_mismatch_is_refused(trained: Trained, tmp_path: Path) -> None:
@@ -191,7 +185,7 @@ def test_architecture_mismatch_is_refused(trained: Trained, tmp_path: Path) -> N
     from libtlt.runtime.keras_model import load_tlt_model, save_tlt_model
 
     result = export("detectnet_v2", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / "x.etlt")
-    line = error_line(result)
+    line = one_error_line(result)
     if "detectnet_v2" in architecture_names():
         assert "this is a classification model, not detectnet_v2" in line
     else:
@@ -200,14 +194,14 @@ def test_architecture_mismatch_is_refused(trained: Trained, tmp_path: Path) -> N
     other = tmp_path / "other.tlt"
     save_tlt_model(other, keras_model, KEY, {**meta, "architecture": "detectnet_v2"}, kdf_iterations=1000)
     result = export("classification", "-m", other, "-k", KEY, "-o", tmp_path / "x.etlt")
-    assert "this is a detectnet_v2 model, not classification" in error_line(result)
+    assert "this is a detectnet_v2 model, not classification" in one_error_line(result)
 
 
 def test_too_few_calibration_images_is_an_error(trained: Trained, tmp_path: Path) -> None:
     result = export("classification", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / "x.etlt",
                     "--data_type", "int8", "--cal_image_dir", trained.root / "val", "--cal_cache_file",
                     tmp_path / "cal.bin")
-    line = error_line(result)
+    line = one_error_line(result)
     assert f"holds {len(trained.val_images)} image(s)" in line and "8 x 10 = 80" in line
     assert not (tmp_path / "cal.bin").exists() and not (tmp_path / "x.etlt").exists()
 
@@ -215,13 +209,13 @@ def test_too_few_calibration_images_is_an_error(trained: Trained, tmp_path: Path
 def test_int8_without_calibration_data_is_an_error(trained: Trained, tmp_path: Path) -> None:
     result = export("classification", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / "x.etlt",
                     "--data_type", "int8")
-    assert "--data_type int8 needs calibration data" in error_line(result)
+    assert "--data_type int8 needs calibration data" in one_error_line(result)
     result = export("classification", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / "x.etlt",
                     "--data_type", "int8", "-e", trained.spec_path)
-    assert "training data loader" in error_line(result)
+    assert "training data loader" in one_error_line(result)
     result = export("classification", "-m", trained.model_path, "-k", KEY, "-o", tmp_path / "x.etlt",
                     "--data_type", "int8", "--cal_data_file", tmp_path / "missing.tensor")
-    assert "calibration tensorfile not found" in error_line(result)
+    assert "calibration tensorfile not found" in one_error_line(result)
 
 
 def test_list_archs_and_usage() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from libtlt.testing import one_error_line
 from tlt_infer.cli import main
 
 BIN = Path(sys.executable).parent
@@ -21,13 +22,6 @@ KEY = "infer-test-key"
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def classmap(trained) -> str:  # type: ignore[no-untyped-def]
@@ -102,7 +96,7 @@ def test_corrupt_image_in_a_directory_is_skipped_with_a_warning(trained, image_d
 def test_corrupt_single_image_exits_2(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     image = tmp_path / "broken.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    line = one_line_error(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm",
+    line = one_error_line(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm",
                                  classmap(trained), "-i", str(image)))
     assert str(image) in line
 
@@ -115,7 +109,7 @@ def test_classmap_disagreeing_with_the_model_exits_2(trained, tmp_path: Path, ma
     path = tmp_path / "classmap.json"
     path.write_text(json.dumps(mapping))
     image = sorted((trained.root / "val" / trained.classes[0]).iterdir())[0]
-    line = one_line_error(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm", str(path),
+    line = one_error_line(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm", str(path),
                                  "-i", str(image)))
     assert str(path) in line and "does not match the model" in line
 
@@ -123,7 +117,7 @@ def test_classmap_disagreeing_with_the_model_exits_2(trained, tmp_path: Path, ma
 def test_malformed_classmap_exits_2(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "classmap.json"
     path.write_text('{"circle": 0,')
-    line = one_line_error(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm", str(path),
+    line = one_error_line(invoke("classification", "-m", str(trained.model_path), "-k", KEY, "-cm", str(path),
                                  "-d", str(tmp_path)))
     assert str(path) in line and "not valid JSON" in line
 
@@ -131,8 +125,8 @@ def test_malformed_classmap_exits_2(trained, tmp_path: Path) -> None:  # type: i
 def test_image_and_directory_both_or_neither_exit_2(trained, image_dir: Path) -> None:  # type: ignore[no-untyped-def]
     image = next(image_dir.iterdir())
     common = ["classification", "-m", str(trained.model_path), "-k", KEY, "-cm", classmap(trained)]
-    assert "exactly one of -i" in one_line_error(invoke(*common, "-i", str(image), "-d", str(image_dir)))
-    assert "exactly one of -i" in one_line_error(invoke(*common))
+    assert "exactly one of -i" in one_error_line(invoke(*common, "-i", str(image), "-d", str(image_dir)))
+    assert "exactly one of -i" in one_error_line(invoke(*common))
     assert not (image_dir / "result.csv").exists()
 
 
@@ -147,13 +141,13 @@ def test_wrong_key_exits_2_installed(trained, image_dir: Path) -> None:  # type:
 
 def test_missing_model_and_missing_inputs(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     image = sorted((trained.root / "val" / trained.classes[0]).iterdir())[0]
-    assert "absent.tlt" in one_line_error(invoke("classification", "-m", str(tmp_path / "absent.tlt"), "-k", KEY,
+    assert "absent.tlt" in one_error_line(invoke("classification", "-m", str(tmp_path / "absent.tlt"), "-k", KEY,
                                                  "-cm", classmap(trained), "-i", str(image)))
-    assert "image not found" in one_line_error(invoke("classification", "-m", str(trained.model_path), "-k", KEY,
+    assert "image not found" in one_error_line(invoke("classification", "-m", str(trained.model_path), "-k", KEY,
                                                       "-cm", classmap(trained), "-i", str(tmp_path / "no.jpg")))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no .jpg" in one_line_error(invoke("classification", "-m", str(trained.model_path), "-k", KEY,
+    assert "no .jpg" in one_error_line(invoke("classification", "-m", str(trained.model_path), "-k", KEY,
                                               "-cm", classmap(trained), "-d", str(empty)))
 
 
@@ -163,4 +157,4 @@ def test_help_and_other_architectures() -> None:
     for flag in ("-m, --model", "-i, --image", "-d, --image_dir", "-b, --batch_size", "-k, --key",
                  "-cm, --class_map"):
         assert flag in result.output
-    assert "not implemented yet (issue 14)" in one_line_error(invoke("ssd", "-e", "spec.txt"))
+    assert "not implemented yet (issue 14)" in one_error_line(invoke("ssd", "-e", "spec.txt"))

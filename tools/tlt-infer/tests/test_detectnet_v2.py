@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from libtlt.samples import generate_detection_dataset
-from libtlt.testing import tiny_detectnet_metadata, tiny_detectnet_model
+from libtlt.testing import one_error_line, tiny_detectnet_metadata, tiny_detectnet_model
 from tlt_infer.cli import main
 
 BIN = Path(sys.executable).parent
@@ -174,25 +174,16 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, ["detectnet_v2", *args], catch_exceptions=False)
 
 
-def one_line_error(result: Any) -> str:
-    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
-    assert code == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
-
-
 def test_target_classes_disagreeing_with_the_model(setup: dict[str, Path]) -> None:
     spec = setup["base"] / "swapped.txt"
     spec.write_text(inference_spec(setup["model"], classes=("pedestrian", "car")))
-    error = one_line_error(invoke("-e", str(spec), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"), "-k", KEY))
+    error = one_error_line(invoke("-e", str(spec), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"), "-k", KEY))
     assert "target_classes [pedestrian, car]" in error and "[car, pedestrian]" in error
     assert "swapped.txt:" in error
 
 
 def test_wrong_key(setup: dict[str, Path]) -> None:
-    error = one_line_error(invoke("-e", str(setup["spec"]), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"),
+    error = one_error_line(invoke("-e", str(setup["spec"]), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"),
                                "-k", "not-the-key"))
     assert "model.tlt" in error
 
@@ -203,7 +194,7 @@ def test_without_a_key_the_model_file_says_it_needs_one(setup: dict[str, Path]) 
     result = subprocess.run([str(BIN / "tlt-infer"), "detectnet_v2", "-e", str(setup["spec"]), "-i",
                              str(setup["images"]), "-o", str(setup["base"] / "x")], capture_output=True, text=True,
                             timeout=300, env=env)
-    error = one_line_error(result)
+    error = one_error_line(result)
     assert "model.tlt" in error and "encrypted model file" in error and "TLT_KEY" in error
 
 
@@ -211,7 +202,7 @@ def test_image_with_the_wrong_channel_count(setup: dict[str, Path]) -> None:
     grey = setup["base"] / "grey.png"
     Image.new("L", (64, 48), 128).save(grey)
     out = setup["base"] / "out_grey"
-    error = one_line_error(invoke("-e", str(setup["spec"]), "-i", str(grey), "-o", str(out), "-k", KEY))
+    error = one_error_line(invoke("-e", str(setup["spec"]), "-i", str(grey), "-o", str(out), "-k", KEY))
     assert "grey.png" in error and "1 channel" in error and "expects 3" in error
     assert not list((out / "labels").glob("*"))
 
@@ -219,12 +210,12 @@ def test_image_with_the_wrong_channel_count(setup: dict[str, Path]) -> None:
 def test_tensorrt_config_needs_tensorrt(setup: dict[str, Path]) -> None:
     spec = setup["base"] / "trt.txt"
     spec.write_text(inference_spec(setup["model"], tensorrt=True))
-    error = one_line_error(invoke("-e", str(spec), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"), "-k", KEY))
+    error = one_error_line(invoke("-e", str(spec), "-i", str(setup["images"]), "-o", str(setup["base"] / "x"), "-k", KEY))
     assert "TensorRT is not installed" in error and "pip install tensorrt" in error
 
 
 def test_missing_input(setup: dict[str, Path]) -> None:
-    error = one_line_error(invoke("-e", str(setup["spec"]), "-i", str(setup["base"] / "nowhere"),
+    error = one_error_line(invoke("-e", str(setup["spec"]), "-i", str(setup["base"] / "nowhere"),
                                "-o", str(setup["base"] / "x"), "-k", KEY))
     assert "nowhere" in error
 
@@ -263,6 +254,6 @@ def test_real_architecture_model(setup: dict[str, Path]) -> None:
 def test_images_whose_labels_would_collide(setup: dict[str, Path], tmp_path: Path) -> None:
     for name in ("a.png", "a.jpg"):
         Image.new("RGB", (64, 48)).save(tmp_path / name)
-    error = one_line_error(invoke("-e", str(setup["spec"]), "-i", str(tmp_path), "-o", str(tmp_path / "out"),
+    error = one_error_line(invoke("-e", str(setup["spec"]), "-i", str(tmp_path), "-o", str(tmp_path / "out"),
                                   "-k", KEY))
     assert "a.jpg and a.png" in error

@@ -19,7 +19,7 @@ from PIL import Image
 
 from libtlt.io.tensorfile import TensorFile
 from libtlt.samples import generate_detection_dataset
-from libtlt.testing import convert_kitti, detectnet_v2_spec_text
+from libtlt.testing import convert_kitti, detectnet_v2_spec_text, one_error_line
 from tlt_int8_tensorfile.cli import main
 
 BIN = Path(sys.executable).parent
@@ -46,15 +46,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, ["detectnet_v2", *args], catch_exceptions=False)
-
-
-def one_line_error(result: Any) -> str:
-    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
-    assert code == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def expected_images(data: dict[str, Path], fold: str) -> np.ndarray:
@@ -115,7 +106,7 @@ def test_tfrecords_matching_no_file(data: dict[str, Path]) -> None:
     spec = data["base"] / "nofiles.txt"
     spec.write_text(experiment_spec(str(data["base"] / "nowhere" / "*"), data["root"]))
     out = data["base"] / "none.tensor"
-    error = one_line_error(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
+    error = one_error_line(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
     assert "nowhere" in error and "nofiles.txt:" in error
     assert not out.exists()
 
@@ -124,7 +115,7 @@ def test_missing_images_are_an_error_not_random_tensors(data: dict[str, Path]) -
     spec = data["base"] / "noimages.txt"
     spec.write_text(experiment_spec(str(data["records"] / "kitti*"), data["base"] / "no_images_here"))
     out = data["base"] / "missing.tensor"
-    error = one_line_error(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
+    error = one_error_line(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
     assert "no_images_here" in error and "does not exist" in error  # names the missing file
     assert not out.exists()
 
@@ -133,7 +124,7 @@ def test_fewer_images_than_one_batch(data: dict[str, Path]) -> None:
     spec = data["base"] / "big_batch.txt"
     spec.write_text(experiment_spec(str(data["records"] / "kitti*"), data["root"], batch_size=16))
     out = data["base"] / "big.tensor"
-    error = one_line_error(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
+    error = one_error_line(invoke("-e", str(spec), "-o", str(out), "-m", "1"))
     assert "fewer images than one batch" in error and "batch_size_per_gpu" in error
     assert not out.exists()
 
