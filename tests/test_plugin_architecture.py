@@ -5,7 +5,8 @@ temporary site directory with an entry point in ``libtlt.architectures`` — wha
 the installed commands run the whole chain on generated KITTI data: tlt-dataset-convert → tlt-train →
 tlt-evaluate → tlt-infer → tlt-int8-tensorfile → tlt-prune → tlt-export (INT8, calibrated from the plug-in's
 training loader) → tlt-converter → tlt-infer on the engine, whose labels must equal those of the pruned
-``.tlt``.
+``.tlt``. ``tests/plugin/tinyseg`` (an instance segmenter) does the same on generated COCO data, through the
+tools' instance-segmenter paths: COCO box and mask statistics, masks on images and instance maps.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ from libtlt.samples import generate_detection_dataset
 from libtlt.samples.specs import kitti_convert_spec
 
 BIN = Path(sys.executable).parent
-PLUGIN = Path(__file__).parent / "plugin" / "tinydet"
+PLUGINS = Path(__file__).parent / "plugin"
 KEY = "plugin-key"
 WIDTH, HEIGHT = 160, 96
 CLASSES = ("car", "pedestrian")
 THRESHOLD = 0.05
 
 
-def install(site: Path) -> None:
-    shutil.copytree(PLUGIN, site / "tinydet", ignore=shutil.ignore_patterns("__pycache__"))
-    dist = site / "tinydet-0.1.dist-info"
+def install(site: Path, package: str = "tinydet", entry: str = "TinyDet") -> None:
+    """What ``pip install`` of the plug-in writes: the package and its dist-info with the entry point."""
+    shutil.copytree(PLUGINS / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    dist = site / f"{package}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinydet\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[libtlt.architectures]\ntinydet = tinydet:TinyDet\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[libtlt.architectures]\n{package} = {package}:{entry}\n")
 
 
 def experiment_spec(records: str, images: Path) -> str:
@@ -164,3 +166,117 @@ def test_an_unknown_plugin_option_is_a_usage_error(world: dict[str, Path]) -> No
                expect=2)
     assert "Missing option '-m'" in done.stderr
     assert "-t, --threshold" in run(env, "tlt-infer", "tinydet", "-h").stdout
+
+
+# ------------------------------------------------------------------------------------- an instance segmenter
+
+SEG_WIDTH, SEG_HEIGHT = 96, 64
+
+
+def segmenter_spec(base: Path) -> str:
+    return textwrap.dedent(f"""\
+        seed: 1
+        train_batch_size: 4
+        eval_batch_size: 4
+        total_steps: 60
+        init_learning_rate: 0.005
+        data_config {{
+          image_size: "({SEG_HEIGHT}, {SEG_WIDTH})"
+          training_file_pattern: "{base}/records/train-*"
+          validation_file_pattern: "{base}/records/val-*"
+          val_json_file: "{base}/coco/annotations/instances_val.json"
+          num_classes: 4
+        }}
+        """)
+
+
+@pytest.fixture(scope="module")
+def seg_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    from libtlt.samples.instances import generate_coco_dataset
+
+    base = tmp_path_factory.mktemp("plugin_seg")
+    site = base / "site"
+    site.mkdir()
+    install(site, "tinyseg", "TinySeg")
+    generate_coco_dataset(base / "coco", split="train", num_images=64, width=SEG_WIDTH, height=SEG_HEIGHT, seed=1)
+    generate_coco_dataset(base / "coco", split="val", num_images=8, width=SEG_WIDTH, height=SEG_HEIGHT, seed=2,
+                          first_image_id=1001)
+    convert = base / "convert.txt"
+    convert.write_text(textwrap.dedent(f"""\
+        coco_config {{
+          root_directory_path: "{base / 'coco'}"
+          img_dir_names: ["train", "val"]
+          annotation_files: ["annotations/instances_train.json", "annotations/instances_val.json"]
+          tags: ["train", "val"]
+          num_shards: [1, 1]
+        }}
+        """))
+    env = {**os.environ, "PYTHONPATH": str(site), "TLT_KEY": KEY}
+    env.pop("TLT_ARCHITECTURES", None)
+    run(env, "tlt-dataset-convert", "-d", convert, "-o", f"{base / 'records'}/")
+    (base / "spec.txt").write_text(segmenter_spec(base))
+    return {"base": base, "env": env, "spec": base / "spec.txt", "images": base / "coco" / "val",
+            "truth": base / "coco" / "annotations" / "instances_val.json"}
+
+
+def pycocotools_stats(truth: Path, detections: Path, iou_type: str) -> list[float]:
+    """COCOeval through pycocotools' own json loading (COCO(file), loadRes), apart from the tool's code path."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground = COCO(str(truth))
+        found = ground.loadRes(str(detections))
+        evaluation = COCOeval(ground, found, iou_type)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return [float(v) for v in evaluation.stats]
+
+
+@pytest.mark.slow
+def test_a_third_party_instance_segmenter_runs_through_every_tool(seg_world: dict[str, object]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    env: dict[str, str] = seg_world["env"]  # type: ignore[assignment]
+    base, spec, images = Path(str(seg_world["base"])), seg_world["spec"], Path(str(seg_world["images"]))
+    for tool in ("tlt-train", "tlt-evaluate", "tlt-infer", "tlt-int8-tensorfile", "tlt-export"):
+        assert "tinyseg" in run(env, tool, "--list-archs").stdout.split()
+
+    run(env, "tlt-train", "tinyseg", "-e", spec, "-r", base / "results", "-n", "tiny")
+    model = base / "results" / "weights" / "tiny.tlt"
+
+    done = run(env, "tlt-evaluate", "tinyseg", "-e", spec, "-m", model, "-r", base / "evaluation")
+    assert "COCO bbox metrics:" in done.stdout and "COCO segm metrics:" in done.stdout
+    report = json.loads((base / "evaluation" / "evaluation.json").read_text())
+    assert report["num_images"] == 8 and report["num_detections"] > 0
+    for iou_type in ("bbox", "segm"):
+        direct = pycocotools_stats(Path(str(seg_world["truth"])), base / "evaluation" / "detections.json", iou_type)
+        assert list(report[f"coco_{iou_type}"].values()) == pytest.approx(direct, abs=1e-9)
+    assert report["coco_segm"]["AP50"] > 0.05  # it learned something in 60 short epochs
+
+    run(env, "tlt-infer", "tinyseg", "-e", spec, "-m", model, "-i", images, "-o", base / "infer")
+    for label_file in sorted((base / "infer" / "labels").glob("*.txt")):
+        lines = [line for line in label_file.read_text().splitlines() if line]
+        instance_map = np.asarray(Image.open(base / "infer" / "masks" / f"{label_file.stem}.png"))
+        assert instance_map.shape == (SEG_HEIGHT, SEG_WIDTH)
+        assert set(np.unique(instance_map)) <= set(range(len(lines) + 1))  # pixel k: the k-th label line
+    assert len(list((base / "infer" / "images_annotated").glob("*.jpg"))) == 8
+
+    run(env, "tlt-int8-tensorfile", "tinyseg", "-e", spec, "-o", base / "cal.tensor", "-m", 2)
+    etlt, engine = base / "tiny.etlt", base / "tiny.engine"
+    run(env, "tlt-export", "tinyseg", "-m", model, "-o", etlt)
+    run(env, "tlt-converter", etlt, "-d", f"3,{SEG_HEIGHT},{SEG_WIDTH}", "-o", "tiny_masks", "-e", engine,
+        "--backend", "onnxruntime")
+    run(env, "tlt-infer", "tinyseg", "-e", spec, "-m", engine, "-i", images, "-o", base / "infer_engine")
+    for instance_map in sorted((base / "infer" / "masks").glob("*.png")):
+        ours = np.asarray(Image.open(instance_map))
+        theirs = np.asarray(Image.open(base / "infer_engine" / "masks" / instance_map.name))
+        assert np.mean(ours != theirs) < 0.01, instance_map.name
+    run(env, "tlt-evaluate", "tinyseg", "-e", spec, "-m", engine, "-r", base / "evaluation_engine")
+    on_engine = json.loads((base / "evaluation_engine" / "evaluation.json").read_text())
+    assert on_engine["coco_segm"]["AP50"] == pytest.approx(report["coco_segm"]["AP50"], abs=0.02)

@@ -46,9 +46,12 @@ VERB_ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "train": {"*": ("default_spec", "build", "label_encoder", "loss", "post_process", "export_outputs",
                     "train_plan", "training_data", "metrics")},
     "evaluate": {CLASSIFIER: ("classifier_evaluation",),
+                 INSTANCE_SEGMENTER: ("input_shape", "output_names", "coco_ground_truth", "evaluation_images",
+                                      "decode_instances"),
                  BOX_DETECTOR: ("class_names", "input_shape", "output_names", "evaluation_batches",
                                 "check_evaluation_data", "decode", "evaluator")},
-    "infer": {BOX_DETECTOR: ("inference_options", "inference_setup")},
+    "infer": {BOX_DETECTOR: ("inference_options", "inference_setup"),
+              INSTANCE_SEGMENTER: ("inference_options", "inference_setup")},
     "export": {"*": ("export_outputs",)},
     "tensorfile": {"*": ("calibration_batches",)},
 }
@@ -149,13 +152,24 @@ class ClassifierEvaluation:
     model_field: str = "model_path"
 
 
+@dataclass(frozen=True)
+class EvaluationImage:
+    """One image an instance segmenter's ``evaluation_images`` yields: its id in the COCO ground truth and its
+    original size, in which ``decode_instances`` returns boxes and masks."""
+
+    image_id: int
+    width: int
+    height: int
+
+
 @dataclass
 class InferenceSetup:
     """A box detector's model ready for ``tlt-infer``, built by the architecture from its spec.
 
     ``preprocess`` turns one HWC uint8 image already resized to ``input_shape`` (C, H, W) into the network's
     CHW float32 input; ``decode(outputs, count)`` turns a batch's outputs (by name) into ``count`` per-image
-    detections with ``boxes`` ``[M, 4]`` in network-input pixels, ``confidences`` and ``class_ids``.
+    detections with ``boxes`` ``[M, 4]`` in network-input pixels, ``confidences`` and ``class_ids``; an instance
+    segmenter's also carry ``masks`` ``[M, H, W]`` (values in [0, 1], on the network-input grid).
     ``label_names`` are the class names written to KITTI labels and ``colors`` the boxes' RGB colours, per class;
     ``annotate`` / ``write_labels`` say which outputs are wanted (``settings_field`` names the spec section that
     says so, for the warning when neither is) and ``linewidth`` how wide boxes are drawn.

@@ -117,24 +117,55 @@ class CocoEvaluator:
             entry["area"] = float(mask_api.area(segmentation))
         return entry
 
+    def ground_truth(self) -> dict[str, Any]:
+        """The accumulated ground truth as a COCO instances dataset (images, annotations, categories)."""
+        categories = [{"id": i + 1, "name": name} for i, name in enumerate(self.class_names)]
+        return {"images": self._images, "annotations": self._truths, "categories": categories}
+
     def result(self) -> dict[str, float]:
         """The 12 statistics by :data:`STAT_NAMES` (0 everywhere when nothing was detected)."""
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+        return coco_stats(self.ground_truth(), self._detections, self.iou_type)
 
-        categories = [{"id": i + 1, "name": name} for i, name in enumerate(self.class_names)]
-        with _quiet():
-            truth = COCO()
-            truth.dataset = {"images": self._images, "categories": categories, "annotations": self._truths}
-            truth.createIndex()
-            found = COCO()
-            found.dataset = {"images": self._images, "categories": categories, "annotations": self._detections}
-            found.createIndex()
-            evaluation = COCOeval(truth, found, iouType=self.iou_type)
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-        return {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats, strict=True)}
+
+def coco_stats(ground_truth: dict[str, Any], detections: Sequence[dict[str, Any]], iou_type: str = "bbox",
+               image_ids: Sequence[int] | None = None) -> dict[str, float]:
+    """``COCOeval`` of ``detections`` (COCO result dicts: ``image_id``, ``category_id``, ``bbox`` x y w h,
+    ``score``, and ``segmentation`` RLE for ``segm``) against ``ground_truth`` (a COCO instances dataset, e.g. a
+    loaded ``val_json_file``), restricted to ``image_ids`` when given (the images evaluated)."""
+    from pycocotools import mask as mask_api
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {', '.join(IOU_TYPES)}, got {iou_type!r}")
+    found_annotations = []
+    for number, detection in enumerate(detections, start=1):
+        entry = dict(detection)
+        entry["id"] = number
+        _, _, w, h = entry["bbox"]
+        entry.setdefault("area", float(mask_api.area(entry["segmentation"])) if iou_type == "segm" else w * h)
+        entry.setdefault("iscrowd", 0)
+        found_annotations.append(entry)
+    with _quiet():
+        truth = COCO()
+        truth.dataset = ground_truth
+        truth.createIndex()
+        found = COCO()
+        found.dataset = {"images": ground_truth.get("images", []), "categories": ground_truth.get("categories", []),
+                         "annotations": found_annotations}
+        found.createIndex()
+        evaluation = COCOeval(truth, found, iouType=iou_type)
+        if image_ids is not None:
+            evaluation.params.imgIds = sorted(int(i) for i in image_ids)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats, strict=True)}
+
+
+def mask_to_rle(mask: ArrayLike) -> dict[str, Any]:
+    """A binary ``[H, W]`` mask as COCO's compressed RLE with a JSON-ready ``counts`` string."""
+    return _rle(np.asarray(mask))
 
 
 def format_stats(stats: dict[str, float], iou_type: str = "bbox") -> str:

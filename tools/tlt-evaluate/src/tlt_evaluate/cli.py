@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from libtlt.cli_options import dispatch_architecture, key_option, run_tool, spec_option, tool_command, verbose_option
-from libtlt.registry import BOX_DETECTOR, CLASSIFIER
+from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_evaluate import __version__
 
 
@@ -70,7 +70,35 @@ def box_detector(arch: str, experiment_spec_file: str, model: str, key: str | No
     run_tool(body, verbose=verbose)
 
 
-COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector}
+@click.command(name="tlt-evaluate instance_segmenter", context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_obj
+@spec_option(help="Experiment spec file (the training spec).")
+@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
+              help="The model to evaluate: .tlt, .etlt or engine.")
+@key_option(required=False)
+@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
+              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
+                   ".etlt); default: by the model file.")
+@click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
+              help="Where evaluation.json and detections.json go (default: the model's directory).")
+@click.option("--batch_size", type=int, default=None, help="Images per batch (default: the spec's).")
+@verbose_option
+def instance_segmenter(arch: str, experiment_spec_file: str, model: str, key: str | None, framework: str | None,
+                       results_dir: str | None, batch_size: int | None, verbose: bool) -> None:
+    """Evaluate an instance segmenter: COCO box and mask AP/AR."""
+
+    def body() -> None:
+        from tlt_evaluate.instance_segmenter import evaluate_instance_segmenter
+
+        if batch_size is not None and batch_size < 1:
+            raise click.BadParameter(f"must be >= 1, got {batch_size}", param_hint="--batch_size")
+        evaluate_instance_segmenter(arch, experiment_spec_file, model, key, framework=framework,
+                                    results_dir=results_dir, batch_size=batch_size)
+
+    run_tool(body, verbose=verbose)
+
+
+COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector, INSTANCE_SEGMENTER: instance_segmenter}
 
 
 @tool_command("tlt-evaluate", __version__, ignore_unknown_options=True, allow_interspersed_args=False)

@@ -1,4 +1,5 @@
-"""``tlt-infer ARCH`` for every box detector (000 §10): boxes on images, KITTI labels with confidence.
+"""``tlt-infer ARCH`` for every box detector and instance segmenter (000 §10): boxes (and masks) on images, KITTI
+labels with confidence.
 
 One path for all of them; the architecture (``libtlt.registry``, task ``box_detector``) turns its spec into an
 ``InferenceSetup``: the model (any runtime: ``.tlt`` with Keras, ``.etlt`` or engines with onnxruntime or
@@ -10,10 +11,16 @@ decoded; the boxes are then mapped back to the original image's pixels. Outputs,
   the setup asks for annotated images);
 * ``OUT/labels/<image stem>.txt`` — one KITTI line per box with the confidence as a 16th field (when the setup
   asks for labels).
+
+An instance segmenter's detections also carry masks (on the network-input grid); they are resized to the original
+image (bilinear, threshold 0.5), drawn translucent in the class's colour under the boxes, and written as
+``OUT/masks/<image stem>.png``: an instance map whose pixel value k (1, 2, ...) is the object of the k-th line of
+the image's label file, 0 elsewhere (8-bit; 16-bit past 255 objects); where masks overlap, the earlier line wins.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,9 @@ logger = get_logger("tlt_infer.box_detector")
 
 ANNOTATED_DIR = "images_annotated"
 LABELS_DIR = "labels"
+MASKS_DIR = "masks"
+#: Opacity of the masks drawn on annotated images.
+MASK_ALPHA = 0.45
 #: Pillow modes by the number of colour channels they carry (alpha does not count).
 _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -43,6 +53,7 @@ class ImageResult:
     boxes: np.ndarray
     confidences: np.ndarray
     class_ids: np.ndarray
+    masks: np.ndarray | None = None  # [M, height, width] bool: an instance segmenter's
 
 
 # --------------------------------------------------------------------------------------------- images
@@ -110,6 +121,17 @@ def map_boxes_back(boxes: np.ndarray, *, from_size: tuple[int, int], to_size: tu
     return mapped
 
 
+def map_masks_back(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``[M, h, w]`` mask probabilities on the network grid → ``[M, H, W]`` bool at the image ``size`` (W, H)."""
+    masks = np.asarray(masks, dtype=np.float32)
+    width, height = size
+    if masks.shape[1:] == (height, width):
+        return masks >= 0.5
+    resized = [np.asarray(Image.fromarray(m, mode="F").resize((width, height), Image.Resampling.BILINEAR))
+               for m in masks]
+    return np.stack(resized) >= 0.5 if resized else np.zeros((0, height, width), bool)
+
+
 # -------------------------------------------------------------------------------------------- outputs
 
 
@@ -121,10 +143,33 @@ def kitti_text(result: ImageResult, label_names: Sequence[str]) -> str:
     return format_labels(objects) if objects else ""
 
 
+def instance_map(masks: np.ndarray) -> np.ndarray:
+    """``[M, H, W]`` bool → ``[H, W]`` map of 1-based instance numbers (0: none; the earlier instance wins)."""
+    dtype = np.uint8 if len(masks) < 256 else np.uint16
+    out = np.zeros(masks.shape[1:], dtype)
+    for number, mask in enumerate(masks, start=1):
+        out[(out == 0) & mask] = number
+    return out
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """A 2-D uint8 or uint16 array as a greyscale PNG (8 or 16 bits)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def draw_boxes(image: np.ndarray, result: ImageResult, colors: Sequence[tuple[int, int, int]],
                linewidth: int) -> np.ndarray:
-    """The image (HWC uint8) as RGB with every box outlined in its class's colour, ``linewidth`` pixels wide."""
-    canvas = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).convert("RGB")
+    """The image (HWC uint8) as RGB with every box outlined in its class's colour, ``linewidth`` pixels wide, over
+    its mask (translucent) when it has one."""
+    rgb = np.asarray(Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).convert("RGB"))
+    if result.masks is not None and len(result.masks):
+        blended = rgb.astype(np.float32)
+        for mask, c in zip(result.masks, result.class_ids, strict=True):
+            blended[mask] = (1.0 - MASK_ALPHA) * blended[mask] + MASK_ALPHA * np.asarray(colors[int(c)], np.float32)
+        rgb = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    canvas = Image.fromarray(rgb)
     draw = ImageDraw.Draw(canvas)
     for box, c in zip(result.boxes, result.class_ids, strict=True):
         x1, y1, x2, y2 = (float(v) for v in box)
@@ -145,7 +190,7 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: str | Path,
                        inference_output: str | Path, key: str | None, **options: Any) -> list[ImageResult]:
     """Run the spec's model on one image or a directory of images; write annotated images and labels."""
-    from libtlt.io.atomic import write_text
+    from libtlt.io.atomic import write_bytes, write_text
     from libtlt.io.images import write_image
     from libtlt.log import progress
     from libtlt.registry import get_architecture
@@ -154,7 +199,7 @@ def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: s
     setup = get_architecture(arch_name).inference_setup(spec_path, key, **options)
     channels, height, width = setup.input_shape
     out = Path(inference_output)
-    annotated_dir, labels_dir = out / ANNOTATED_DIR, out / LABELS_DIR
+    annotated_dir, labels_dir, masks_dir = out / ANNOTATED_DIR, out / LABELS_DIR, out / MASKS_DIR
     if setup.annotate:
         annotated_dir.mkdir(parents=True, exist_ok=True)
     if setup.write_labels:
@@ -172,11 +217,16 @@ def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: s
             outputs = setup.predictor(batch)
             for path, original, detections in zip(paths, originals, setup.decode(outputs, len(paths)), strict=True):
                 size = (original.shape[1], original.shape[0])
+                masks = getattr(detections, "masks", None)
                 result = ImageResult(path, size[0], size[1],
                                      map_boxes_back(detections.boxes, from_size=(width, height), to_size=size),
-                                     detections.confidences, detections.class_ids)
+                                     detections.confidences, detections.class_ids,
+                                     None if masks is None else map_masks_back(masks, size))
                 if setup.write_labels:
                     write_text(labels_dir / f"{path.stem}.txt", kitti_text(result, setup.label_names), fsync=False)
+                    if result.masks is not None:
+                        masks_dir.mkdir(parents=True, exist_ok=True)
+                        write_bytes(masks_dir / f"{path.stem}.png", png_bytes(instance_map(result.masks)))
                 if setup.annotate:
                     write_image(annotated_dir / path.name, draw_boxes(original, result, setup.colors, setup.linewidth))
                 results.append(result)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from libtlt.cli_options import dispatch_architecture, key_option, run_tool, tool_command, verbose_option
-from libtlt.registry import BOX_DETECTOR, CLASSIFIER
+from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_infer import __version__
 
 
@@ -59,7 +59,9 @@ def box_detector(architecture: Any) -> click.Command:
 
     command = click.command(name=f"tlt-infer {architecture.name}",
                             context_settings={"help_option_names": ["-h", "--help"]},
-                            help="Detect objects: annotated images and KITTI labels with confidences.")
+                            help="Detect objects: annotated images and KITTI labels with confidences"
+                                 + (", and instance masks (masks/)." if architecture.task == INSTANCE_SEGMENTER
+                                    else "."))
     decorators = [
         click.option("-e", "--inference_spec", "--experiment_spec", "inference_spec", required=True,
                      type=click.Path(dir_okay=False), help="The spec that names the model and its post-processing."),
@@ -76,7 +78,7 @@ def box_detector(architecture: Any) -> click.Command:
     return command(run)
 
 
-COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector}
+COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector, INSTANCE_SEGMENTER: box_detector}
 
 
 @tool_command("tlt-infer", __version__, ignore_unknown_options=True, allow_interspersed_args=False)
