@@ -168,6 +168,26 @@ def dispatch_architecture(tool: str, verb: str, arch: str | None, *, list_archs:
     command.main(args=[*args, *(["--verbose"] if verbose else [])], prog_name=f"{tool} {name}", obj=name)
 
 
+def architecture_tool(tool: str, verb: str, version: str, *, summary: str,
+                      commands: Mapping[str, click.Command | Callable[[Any], click.Command]],
+                      example: str) -> click.Command:
+    """The whole ``TOOL ARCH [OPTIONS]`` command of a tool that serves architectures (``TOOL --list-archs`` too):
+    :func:`dispatch_architecture` behind TLT's name, ``--version`` and ``--help`` (``summary`` heads the help)."""
+
+    @tool_command(tool, version, ignore_unknown_options=True, allow_interspersed_args=False)
+    @click.argument("arch", required=False)
+    @click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @verbose_option
+    def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
+        dispatch_architecture(tool, verb, arch, list_archs=list_archs, args=args, verbose=verbose,
+                              commands=commands, example=example)
+
+    main.help = (f"{summary}\n\nUsage: {tool} ARCH [OPTIONS] — the options depend on the architecture\n"
+                 f"({tool} ARCH -h lists them).")
+    return main
+
+
 def tool_command(name: str, version: str, **context: Any) -> Callable[[F], click.Command]:
     """The click command decorator every tool uses: TLT's name, ``--help`` and ``--version``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import dispatch_architecture, key_option, run_tool, spec_option, tool_command, verbose_option
+from libtlt.cli_options import architecture_tool, key_option, run_tool, spec_option, verbose_option
 from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_evaluate import __version__
 
@@ -101,16 +101,5 @@ def instance_segmenter(arch: str, experiment_spec_file: str, model: str, key: st
 COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector, INSTANCE_SEGMENTER: instance_segmenter}
 
 
-@tool_command("tlt-evaluate", __version__, ignore_unknown_options=True, allow_interspersed_args=False)
-@click.argument("arch", required=False)
-@click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@verbose_option
-def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
-    """Evaluate a trained model.
-
-    Usage: tlt-evaluate ARCH [OPTIONS] — the options depend on the architecture
-    (tlt-evaluate ARCH -h lists them).
-    """
-    dispatch_architecture("tlt-evaluate", "evaluate", arch, list_archs=list_archs, args=args, verbose=verbose,
-                          commands=COMMANDS, example="tlt-evaluate classification -e SPEC -k KEY")
+main = architecture_tool("tlt-evaluate", "evaluate", __version__, summary="Evaluate a trained model.",
+                         commands=COMMANDS, example="tlt-evaluate classification -e SPEC -k KEY")

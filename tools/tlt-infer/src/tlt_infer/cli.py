@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from libtlt.cli_options import dispatch_architecture, key_option, run_tool, tool_command, verbose_option
+from libtlt.cli_options import architecture_tool, key_option, run_tool, verbose_option
 from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_infer import __version__
 
@@ -81,16 +81,5 @@ def box_detector(architecture: Any) -> click.Command:
 COMMANDS = {CLASSIFIER: classifier, BOX_DETECTOR: box_detector, INSTANCE_SEGMENTER: box_detector}
 
 
-@tool_command("tlt-infer", __version__, ignore_unknown_options=True, allow_interspersed_args=False)
-@click.argument("arch", required=False)
-@click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@verbose_option
-def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
-    """Run inference with a trained model.
-
-    Usage: tlt-infer ARCH [OPTIONS] — the options depend on the architecture
-    (tlt-infer ARCH -h lists them).
-    """
-    dispatch_architecture("tlt-infer", "infer", arch, list_archs=list_archs, args=args, verbose=verbose,
-                          commands=COMMANDS, example="tlt-infer classification -m MODEL -k KEY -i IMAGE -cm CLASSMAP")
+main = architecture_tool("tlt-infer", "infer", __version__, summary="Run inference with a trained model.",
+                         commands=COMMANDS, example="tlt-infer classification -m MODEL -k KEY -i IMAGE -cm CLASSMAP")

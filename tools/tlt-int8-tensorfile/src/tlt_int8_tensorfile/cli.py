@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import dispatch_architecture, run_tool, spec_option, tool_command, verbose_option
+from libtlt.cli_options import architecture_tool, run_tool, spec_option, verbose_option
 from libtlt.registry import TASKS
 from tlt_int8_tensorfile import __version__
 
@@ -39,17 +39,5 @@ def tensorfile(arch: str, experiment_spec_file: str, output_path: str, max_batch
 COMMANDS = dict.fromkeys(TASKS, tensorfile)
 
 
-@tool_command("tlt-int8-tensorfile", __version__, ignore_unknown_options=True, allow_interspersed_args=False)
-@click.argument("arch", required=False)
-@click.option("--list-archs", is_flag=True, help="List the architectures this tool can handle.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@verbose_option
-def main(arch: str | None, list_archs: bool, args: tuple[str, ...], verbose: bool) -> None:
-    """Write INT8 calibration batches to a tensorfile.
-
-    Usage: tlt-int8-tensorfile ARCH [OPTIONS] — the options depend on the architecture
-    (tlt-int8-tensorfile ARCH -h lists them).
-    """
-    dispatch_architecture("tlt-int8-tensorfile", "tensorfile", arch, list_archs=list_archs, args=args,
-                          verbose=verbose, commands=COMMANDS,
-                          example="tlt-int8-tensorfile detectnet_v2 -e SPEC -o FILE -m 10")
+main = architecture_tool("tlt-int8-tensorfile", "tensorfile", __version__, summary="Write INT8 calibration batches to a tensorfile.",
+                         commands=COMMANDS, example="tlt-int8-tensorfile detectnet_v2 -e SPEC -o FILE -m 10")
