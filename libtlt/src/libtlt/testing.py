@@ -20,6 +20,8 @@ from libtlt.samples import generate_classification_dataset
 CLASSIFIER_SIZE = 32
 CLASSIFIER_CLASSES = ("circle", "triangle", "star", "square", "cross")
 CLASSIFIER_VAL_PER_CLASS = 6
+#: The key the shared tiny-classifier fixture saves its model under.
+TINY_CLASSIFIER_KEY = "tiny-classifier-key"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from libtlt.testing import one_error_line
+from libtlt.testing import TINY_CLASSIFIER_KEY, one_error_line
 from tlt_evaluate.cli import main
 
 BIN = Path(sys.executable).parent
-KEY = "evaluate-test-key"
+KEY = TINY_CLASSIFIER_KEY
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

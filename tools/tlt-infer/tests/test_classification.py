@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from libtlt.testing import one_error_line
+from libtlt.testing import TINY_CLASSIFIER_KEY, one_error_line
 from tlt_infer.cli import main
 
 BIN = Path(sys.executable).parent
-KEY = "infer-test-key"
+KEY = TINY_CLASSIFIER_KEY
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]
