@@ -31,6 +31,7 @@ PLUGIN = textwrap.dedent(
         def loss(self, spec): return None
         def post_process(self, spec): return None
         def export_outputs(self, spec): return ["out"]
+        def metadata(self, spec, classes): return {}
         def train_plan(self, spec): return None
         def training_data(self, spec, *, batch_size, seed=None, strict=False): return None
         def metrics(self, spec): return []

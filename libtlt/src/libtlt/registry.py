@@ -52,7 +52,7 @@ VERB_ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
                                 "check_evaluation_data", "decode", "evaluator")},
     "infer": {BOX_DETECTOR: ("inference_options", "inference_setup"),
               INSTANCE_SEGMENTER: ("inference_options", "inference_setup")},
-    "export": {"*": ("export_outputs",)},
+    "export": {"*": ("export_outputs", "metadata")},
     "tensorfile": {"*": ("calibration_batches",)},
 }
 VERBS = tuple(VERB_ATTRIBUTES)

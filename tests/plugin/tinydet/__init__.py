@@ -147,6 +147,11 @@ class TinyDet:
     def export_outputs(self, spec: Any) -> list[str]:
         return [f"{SCORES}/Sigmoid", f"{BOXES}/BiasAdd"]
 
+    def metadata(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
+        channels, height, width = _shape(spec)
+        return {"architecture": NAME, "classes": list(classes), "input_shape": [channels, height, width],
+                "input_layout": "NCHW", "preprocessing": "rgb/255", "output_names": [SCORES, BOXES]}
+
     # ------------------------------------------------------------------------------------------- data
     def training_data(self, spec: Any, *, batch_size: int, seed: int | None = None,
                       strict: bool = False) -> TrainingData:
@@ -158,11 +163,8 @@ class TinyDet:
         ds = frames_dataset(train, _pre(spec), None, shuffle=True, seed=seed or 0, repeat=True)
         ds = ds.map(lambda image, boxes, ids, index: (image, encode(boxes, ids)))
         ds = ds.batch(batch_size, drop_remainder=True)
-        channels, height, width = _shape(spec)
-        metadata = {"architecture": NAME, "classes": classes, "input_shape": [channels, height, width],
-                    "input_layout": "NCHW", "preprocessing": "rgb/255", "output_names": [SCORES, BOXES]}
         return TrainingData(train=ds, steps_per_epoch=steps(len(train), batch_size, drop_remainder=True),
-                            num_samples=len(train), classes=classes, metadata=metadata,
+                            num_samples=len(train), classes=classes, metadata=self.metadata(spec, classes),
                             images=[f.image_path for f in (*train, *val)])
 
     # --------------------------------------------------------------------------------------- evaluate

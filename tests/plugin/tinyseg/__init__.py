@@ -199,6 +199,11 @@ class TinySeg:
     def export_outputs(self, spec: Any) -> list[str]:
         return [MASKS]
 
+    def metadata(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
+        channels, height, width = _shape(spec)
+        return {"architecture": NAME, "classes": list(classes), "input_shape": [channels, height, width],
+                "input_layout": "NCHW", "preprocessing": "rgb/255", "output_names": [MASKS]}
+
     # ------------------------------------------------------------------------------------------- data
     def _records(self, spec: Any, field: str) -> list[Record]:
         _, height, width = _shape(spec)
@@ -219,12 +224,10 @@ class TinySeg:
         images = self._images(spec, records)
         targets = np.stack([r.target for r in records])
         ds = tf.data.Dataset.from_tensor_slices((images, targets)).shuffle(len(records), seed=seed or 0).repeat()
-        channels, height, width = _shape(spec)
-        metadata = {"architecture": NAME, "input_shape": [channels, height, width], "input_layout": "NCHW",
-                    "preprocessing": "rgb/255", "output_names": [MASKS]}
+        classes = [str(c) for c in range(1, _num_classes(spec))]
         return TrainingData(train=ds.batch(batch_size, drop_remainder=True),
                             steps_per_epoch=max(len(records) // batch_size, 1), num_samples=len(records),
-                            classes=[str(c) for c in range(1, _num_classes(spec))], metadata=metadata)
+                            classes=classes, metadata=self.metadata(spec, classes))
 
     # --------------------------------------------------------------------------------------- evaluate
     def input_shape(self, spec: Any) -> tuple[int, int, int]:

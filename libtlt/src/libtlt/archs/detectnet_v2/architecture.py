@@ -461,6 +461,9 @@ class DetectNetV2Architecture:
 
         return decode
 
+    def metadata(self, spec: LoadedSpec[Any], classes: Sequence[str]) -> dict[str, Any]:
+        return metadata(spec, classes)
+
     def export_outputs(self, spec: LoadedSpec[Any]) -> list[str]:
         return [f"{OUTPUT_COV}/Sigmoid", f"{OUTPUT_BBOX}/BiasAdd"]
 
