@@ -30,6 +30,13 @@ def verbose_option(func: F) -> F:
     return click.option("-v", "--verbose", is_flag=True, help="Verbose logging; tracebacks on errors.")(func)
 
 
+def framework_option(func: F) -> F:
+    """``-f tlt|onnxruntime|tensorrt``: which runtime runs the model (``None``: chosen by the model file)."""
+    return click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
+                        help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT "
+                             "engine or .etlt); default: by the model file.")(func)
+
+
 def spec_option(required: bool = True, help: str = "Path to the experiment spec file.") -> Callable[[F], F]:
     return click.option("-e", "--experiment_spec_file", "experiment_spec_file", required=required,
                         type=click.Path(dir_okay=False), help=help)

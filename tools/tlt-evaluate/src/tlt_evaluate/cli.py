@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from libtlt.cli_options import architecture_tool, key_option, run_tool, spec_option, verbose_option
+from libtlt.cli_options import architecture_tool, framework_option, key_option, run_tool, spec_option, verbose_option
 from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_evaluate import __version__
 
@@ -23,9 +23,7 @@ from tlt_evaluate import __version__
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
               help="Where evaluation.json and confusion_matrix.png are written (default: the model's directory).")
 @click.option("--batch_size", type=int, default=None, help="Images per batch (default: eval_config.batch_size).")
-@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
-              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
-                   ".etlt); default: by the model file.")
+@framework_option
 @verbose_option
 def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str | None, results_dir: str | None,
                    batch_size: int | None, framework: str | None, verbose: bool) -> None:
@@ -47,9 +45,7 @@ def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str
               help="The model to evaluate: .tlt, .etlt or engine.")
 @key_option(required=False)
 @click.option("--use_training_set", is_flag=True, help="Evaluate on the training and validation records.")
-@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
-              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
-                   ".etlt); default: by the model file.")
+@framework_option
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
               help="Where evaluation.json and the precision-recall PNGs go (default: the model's directory).")
 @click.option("--batch_size", type=int, default=None,
@@ -76,9 +72,7 @@ def box_detector(arch: str, experiment_spec_file: str, model: str, key: str | No
 @click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
               help="The model to evaluate: .tlt, .etlt or engine.")
 @key_option(required=False)
-@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
-              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
-                   ".etlt); default: by the model file.")
+@framework_option
 @click.option("-r", "--results_dir", type=click.Path(file_okay=False), default=None,
               help="Where evaluation.json and detections.json go (default: the model's directory).")
 @click.option("--batch_size", type=int, default=None, help="Images per batch (default: the spec's).")

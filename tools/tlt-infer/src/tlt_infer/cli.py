@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from libtlt.cli_options import architecture_tool, key_option, run_tool, verbose_option
+from libtlt.cli_options import architecture_tool, framework_option, key_option, run_tool, verbose_option
 from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
 from tlt_infer import __version__
 
@@ -28,9 +28,7 @@ from tlt_infer import __version__
 @key_option(required=False)
 @click.option("-cm", "--class_map", required=True, type=click.Path(dir_okay=False),
               help="The classmap.json written by training (class name → index).")
-@click.option("-f", "--framework", type=click.Choice(["tlt", "tensorrt", "onnxruntime"]), default=None,
-              help="tlt (Keras .tlt), onnxruntime (.etlt or onnxruntime engine) or tensorrt (TensorRT engine or "
-                   ".etlt); default: by the model file.")
+@framework_option
 @verbose_option
 def classifier(arch: str, model: str, image: str | None, image_dir: str | None, batch_size: int, key: str | None,
                    class_map: str, framework: str | None, verbose: bool) -> None:
