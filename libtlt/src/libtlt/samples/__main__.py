@@ -1,4 +1,4 @@
-"""``python -m libtlt.samples detection|classification OUT``: write a sample dataset."""
+"""``python -m libtlt.samples detection|classification|instances OUT``: write a sample dataset."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from libtlt.cli_options import run_tool, verbose_option
 from libtlt.errors import UnsupportedError
 from libtlt.samples.classification import CLASSIFICATION_CLASSES, generate_classification_dataset
 from libtlt.samples.detection import DETECTION_CLASSES, PNG_COMPRESS_LEVEL, generate_detection_dataset
+from libtlt.samples.instances import INSTANCE_CLASSES, generate_coco_dataset
 
 
 def _class_list(text: str) -> tuple[str, ...]:
@@ -16,7 +17,7 @@ def _class_list(text: str) -> tuple[str, ...]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Write deterministic sample datasets (KITTI detection, classification folders)."""
+    """Write deterministic sample datasets (KITTI detection, classification folders, COCO instances)."""
 
 
 @main.command()
@@ -68,6 +69,31 @@ def classification(out: str, classes: str, train: int, val: int, test: int, widt
             raise UnsupportedError("every split is empty (--train, --val and --test are all 0)")
         generate_classification_dataset(out, classes=_class_list(classes), images_per_split=splits,
                                         size=(width, height), seed=seed, image_extension=image_extension)
+
+    run_tool(body, verbose=verbose)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--classes", default=",".join(INSTANCE_CLASSES), show_default=True,
+              help="Comma-separated shapes (circle, triangle, square).")
+@click.option("--train", type=int, default=64, show_default=True, help="Training images.")
+@click.option("--val", type=int, default=16, show_default=True, help="Validation images.")
+@click.option("--width", type=int, default=96, show_default=True)
+@click.option("--height", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@verbose_option
+def instances(out: str, classes: str, train: int, val: int, width: int, height: int, seed: int,
+              verbose: bool) -> None:
+    """Write a COCO instance-segmentation dataset to OUT (train/, val/, annotations/instances_<split>.json)."""
+
+    def body() -> None:
+        first_id = 1
+        for split, count, split_seed in (("train", train, seed), ("val", val, seed + 1000)):
+            if count:
+                generate_coco_dataset(out, split=split, num_images=count, width=width, height=height,
+                                      classes=_class_list(classes), seed=split_seed, first_image_id=first_id)
+                first_id += count
 
     run_tool(body, verbose=verbose)
 

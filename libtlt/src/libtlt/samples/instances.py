@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from libtlt.errors import UnsupportedError
 from libtlt.samples.backgrounds import add_sensor_noise, contrasting_colour, low_frequency_texture
 
 INSTANCE_CLASSES = ("circle", "triangle", "square")
@@ -59,8 +60,9 @@ def generate_coco_dataset(root: str | Path, *, split: str = "train", num_images:
                           objects_per_image: tuple[int, int] = (1, 3), first_image_id: int = 1) -> CocoSample:
     """Write ``num_images`` JPEG frames and their COCO json (see the module docstring); returns where."""
     unknown = [c for c in classes if c not in _CORNERS]
-    if unknown:
-        raise ValueError(f"unknown shape class(es) {', '.join(unknown)}; known: {', '.join(_CORNERS)}")
+    if unknown or not classes:
+        raise UnsupportedError(f"unknown shape class(es) {', '.join(unknown) or '(none given)'}; the instance sample "
+                               f"draws {', '.join(_CORNERS)}")
     from pycocotools import mask as mask_api
 
     rng = np.random.default_rng(seed)
