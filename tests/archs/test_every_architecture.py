@@ -5,7 +5,10 @@ For each architecture that trains: its default spec loads and validates; the mod
 exported name and survives a ``.tlt`` round trip with identical predictions; ``tlt-prune -pth 0`` keeps its
 predictions; the installed ``tlt-export`` turns it (saved with the architecture's ``metadata``) into an ``.etlt``
 that onnxruntime runs like Keras, and into FP16 and INT8 engines (calibrated on a tensorfile) that stay close;
-and the verbs it claims have what the tools call (checked by the registry on load). Declared
+and the verbs it claims have what the tools call (checked by the registry on load). An architecture with a
+``sample_spec`` is also trained for one epoch on the generated sample data of its task type
+(``libtlt.testing.write_task_sample``), evaluated and run through ``tlt-infer`` — all through the installed
+commands (a detector's inference arguments come from its ``sample_inference_args``). Declared
 (pending) architectures: they serve no verb, name what brings them, and their spec message loads.
 The per-tool behaviour is tested through the installed commands in each tool's suite and, for an architecture
 from outside, in tests/test_plugin_architecture.py.
@@ -120,6 +123,47 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
             assert theirs.shape == ours.shape and np.isfinite(theirs).all(), path
             scale = max(float(np.abs(ours).max()), 1.0)  # outputs are probabilities or box offsets
             assert float(np.abs(theirs - ours).mean()) <= tolerance * scale, path
+
+
+WITH_SAMPLES = [name for name in TRAINABLE if hasattr(get_architecture(name), "sample_spec")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WITH_SAMPLES)
+def test_train_evaluate_infer_on_sample_data(name: str, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from libtlt.registry import CLASSIFIER
+    from libtlt.testing import write_task_sample
+
+    arch = get_architecture(name)
+    data = write_task_sample(arch.task, tmp_path / "data")
+    spec = tmp_path / "spec.txt"
+    spec.write_text(arch.sample_spec(data))
+    env = {**os.environ, "TLT_KEY": KEY}
+
+    def run(tool: str, *args: object) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(Path(sys.executable).parent / tool), name, *(str(a) for a in args)],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert done.returncode == 0, f"{tool}: {done.stderr[-3000:]}"
+        return done
+
+    run("tlt-train", "-e", spec, "-r", tmp_path / "results", "-n", "tiny")
+    model = tmp_path / "results" / "weights" / "tiny.tlt"
+    status = (tmp_path / "results" / "status.json").read_text().splitlines()
+    assert json.loads(status[-1])["status"] == "SUCCESS"
+    run("tlt-evaluate", "-e", spec, "-m", model, "-r", tmp_path / "evaluation")
+    assert (tmp_path / "evaluation" / "evaluation.json").is_file()
+    if arch.task == CLASSIFIER:
+        run("tlt-infer", "-m", model, "-d", data.images, "-cm", tmp_path / "results" / "classmap.json")
+        assert (Path(data.images) / "result.csv").is_file()
+    else:
+        run("tlt-infer", *arch.sample_inference_args(data, model), "-o", tmp_path / "inference")
+        images = sorted(Path(data.images).iterdir())
+        assert len(list((tmp_path / "inference" / "labels").glob("*.txt"))) == len(images)
 
 
 def _as_list(value: Any) -> list[Any]:

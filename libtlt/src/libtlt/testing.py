@@ -170,3 +170,70 @@ def one_error_line(result: Any) -> str:
     if len(lines) != 1 or "Traceback" in stderr:
         raise AssertionError(f"expected one Error: line and no traceback; stderr:\n{stderr}")
     return lines[0]
+
+
+# ------------------------------------------------------------------------------ sample data per task type
+
+#: Classes and sizes of :func:`write_task_sample`.
+SAMPLE_CLASSIFIER_CLASSES = ("circle", "triangle", "star")
+SAMPLE_DETECTOR_CLASSES = ("car", "pedestrian", "cyclist")
+SAMPLE_DETECTOR_SIZE = (480, 272)
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Tiny generated data for one task type, in the formats the tools read; what an architecture's
+    ``sample_spec`` points its spec at (tests/archs trains, evaluates and infers on it through the commands).
+
+    classifier: ``train`` / ``val`` folders of class folders, ``images`` a folder of images to classify;
+    box detector: ``train`` the KITTI records' glob (fold 0 = validation) and ``images`` their image folder;
+    instance segmenter: ``train`` / ``val`` COCO record globs, ``annotations`` the validation json, ``images``
+    the validation images."""
+
+    task: str
+    root: Path
+    classes: tuple[str, ...]
+    train: str
+    val: str
+    images: str
+    annotations: str = ""
+
+
+def write_task_sample(task: str, root: Path) -> SampleData:
+    """Generate and convert (through the installed ``tlt-dataset-convert``) the sample data of ``task``."""
+    from libtlt.registry import BOX_DETECTOR, CLASSIFIER, INSTANCE_SEGMENTER
+    from libtlt.samples import generate_coco_dataset, generate_detection_dataset
+
+    root.mkdir(parents=True, exist_ok=True)
+    if task == CLASSIFIER:
+        sample = generate_classification_dataset(root / "classification", classes=SAMPLE_CLASSIFIER_CLASSES,
+                                                 images_per_split={"train": 8, "val": 4}, size=(32, 32))
+        return SampleData(task, root, SAMPLE_CLASSIFIER_CLASSES, str(sample.root / "train"), str(sample.root / "val"),
+                          str(sample.root / "val" / SAMPLE_CLASSIFIER_CLASSES[0]))
+    if task == BOX_DETECTOR:
+        width, height = SAMPLE_DETECTOR_SIZE
+        generate_detection_dataset(root / "kitti", num_images=8, width=width, height=height,
+                                   classes=SAMPLE_DETECTOR_CLASSES, seed=5, objects_per_image=(1, 3))
+        records = convert_kitti(root / "kitti", root / "records")
+        return SampleData(task, root, SAMPLE_DETECTOR_CLASSES, records, "", str(root / "kitti" / "images"))
+    if task == INSTANCE_SEGMENTER:
+        train = generate_coco_dataset(root / "coco", split="train", num_images=8, seed=1)
+        generate_coco_dataset(root / "coco", split="val", num_images=4, seed=2, first_image_id=1001)
+        spec = root / "coco_convert.txt"
+        spec.write_text(textwrap.dedent(f"""\
+            coco_config {{
+              root_directory_path: "{root / 'coco'}"
+              img_dir_names: ["train", "val"]
+              annotation_files: ["annotations/instances_train.json", "annotations/instances_val.json"]
+              tags: ["train", "val"]
+              num_shards: [1, 1]
+            }}
+            """), encoding="utf-8")
+        done = subprocess.run([str(Path(sys.executable).parent / "tlt-dataset-convert"), "-d", str(spec), "-o",
+                               f"{root / 'records'}/"], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"tlt-dataset-convert failed ({done.returncode}): {done.stderr.strip()}")
+        return SampleData(task, root, train.categories, str(root / "records" / "train-*"),
+                          str(root / "records" / "val-*"), str(root / "coco" / "val"),
+                          str(root / "coco" / "annotations" / "instances_val.json"))
+    raise ValueError(f"no sample data for task {task!r}")

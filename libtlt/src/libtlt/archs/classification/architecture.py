@@ -220,6 +220,21 @@ class ClassificationArchitecture:
             metadata=self.metadata(spec, class_map.names),
         )
 
+    def sample_spec(self, data: Any) -> str:
+        """The default spec on ``libtlt.testing.SampleData`` (32x32 shapes), one short epoch (tests/archs)."""
+        replacements = {'train_dataset_path: "data/classification/train"': f'train_dataset_path: "{data.train}"',
+                        'val_dataset_path: "data/classification/val"': f'val_dataset_path: "{data.val}"',
+                        'eval_dataset_path: "data/classification/test"': f'eval_dataset_path: "{data.val}"',
+                        'input_image_size: "3,64,64"': 'input_image_size: "3,32,32"',
+                        "n_layers: 18": "n_layers: 10", "batch_size_per_gpu: 32": "batch_size_per_gpu: 8",
+                        "n_epochs: 10": "n_epochs: 1", "checkpoint_interval: 5": "checkpoint_interval: 1"}
+        text = self.default_spec()
+        for old, new in replacements.items():
+            if old not in text:
+                raise AssertionError(f"the default classification spec changed: {old!r} not found")
+            text = text.replace(old, new)
+        return text
+
     def classifier_evaluation(self, spec: LoadedSpec[pb.Experiment]) -> ClassifierEvaluation:
         """``eval_config`` (000) or ``evaluate`` (003) for tlt-evaluate; the centre crop follows the spec's form."""
         from libtlt.archs.classification.classification_inputs import input_config_from_spec

@@ -374,6 +374,31 @@ class DetectNetV2Architecture:
 
         return inference_setup(spec_path, key)
 
+    def sample_spec(self, data: Any) -> str:
+        """The default spec on ``libtlt.testing.SampleData`` (KITTI records at 480x272), one epoch (tests/archs)."""
+        replacements = {"/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": data.train,
+                        "/workspace/tlt-experiments/data/training": str(Path(data.images).parent),
+                        "num_layers: 18": "num_layers: 10", "batch_size_per_gpu: 8": "batch_size_per_gpu: 2",
+                        "num_epochs: 80": "num_epochs: 1", "checkpoint_interval: 10": "checkpoint_interval: 1",
+                        "validation_period_during_training: 10": "validation_period_during_training: 1",
+                        "first_validation_epoch: 10": "first_validation_epoch: 1"}
+        text = self.default_spec()
+        for old, new in replacements.items():
+            if old not in text:
+                raise AssertionError(f"the default DetectNet_v2 spec changed: {old!r} not found")
+            text = text.replace(old, new)
+        return text
+
+    def sample_inference_args(self, data: Any, model: str | Path) -> list[str]:
+        """tlt-infer's arguments for ``model`` on the sample images: an inference spec written beside the data."""
+        from libtlt.archs.detectnet_v2.detectnet_v2_inference import sample_inference_spec
+        from libtlt.spec import load_spec_text
+
+        _, height, width = input_shape(load_spec_text(self.sample_spec(data), self.spec_message()))
+        spec = Path(data.root) / "detectnet_v2_inference.txt"
+        spec.write_text(sample_inference_spec(model, data.classes, width, height), encoding="utf-8")
+        return ["-e", str(spec), "-i", data.images]
+
     def calibration_batches(self, spec: LoadedSpec[Any], *, use_validation_set: bool = False) -> CalibrationData:
         """Training (or validation) images preprocessed as for evaluation, ``batch_size_per_gpu`` at a time."""
         batch_size = int(spec.message.training_config.batch_size_per_gpu)

@@ -194,3 +194,31 @@ def _input_size(spec: Any, metadata: dict[str, Any], model_path: str | Path) -> 
         logger.warning("The spec's image size %dx%d differs from the model's input %dx%d; the model's is used",
                        config.image_width, config.image_height, width, height)
     return channels, height, width
+
+
+def sample_inference_spec(model: str | Path, classes: Sequence[str], width: int, height: int) -> str:
+    """A complete inference spec (000 §7.2.9) for ``model``: every class with the default clustering, labels and
+    annotated images on (tests/archs runs tlt-infer with it on the sample data)."""
+    targets = "\n".join(f'  target_classes: "{name}"' for name in classes)
+    return f"""inferencer_config {{
+{targets}
+  image_width: {width}
+  image_height: {height}
+  image_channels: 3
+  batch_size: 2
+  tlt_config {{ model: "{model}" }}
+}}
+bbox_handler_config {{
+  kitti_dump: true
+  disable_overlay: false
+  classwise_bbox_handler_config {{
+    key: "{DEFAULT_KEY}"
+    value {{
+      confidence_model: "aggregate_cov"
+      confidence_threshold: 0.1
+      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 0.05
+                          minimum_bounding_box_height: 4 }}
+    }}
+  }}
+}}
+"""
