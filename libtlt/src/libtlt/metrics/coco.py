@@ -46,7 +46,9 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
 def _rle(mask: np.ndarray) -> dict[str, Any]:
     from pycocotools import mask as mask_api
 
-    encoded = mask_api.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    with warnings.catch_warnings():  # pycocotools' NumPy-2 "copy keyword" notice, harmless
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoded = mask_api.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
     encoded["counts"] = encoded["counts"].decode("ascii")
     return dict(encoded)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,9 @@ def generate_coco_dataset(root: str | Path, *, split: str = "train", num_images:
             colour = contrasting_colour(rng, background[int(centre[1]), int(centre[0])])
             draw.polygon(points, fill=tuple(int(v) for v in colour))
             flat = [round(v, 2) for point in points for v in point]
-            rle = mask_api.frPyObjects([flat], height, width)
+            with warnings.catch_warnings():  # pycocotools' NumPy-2 "copy keyword" notice, harmless
+                warnings.simplefilter("ignore", DeprecationWarning)
+                rle = mask_api.frPyObjects([flat], height, width)
             xs, ys = flat[0::2], flat[1::2]
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": class_index + 1, "iscrowd": 0,
