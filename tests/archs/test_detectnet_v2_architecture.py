@@ -81,6 +81,16 @@ def test_build_output_shapes(layers: int) -> None:
     assert out[0].shape == (1, 3, 17, 30) and (out[0] > 0).all() and (out[0] < 1).all()
 
 
+def test_vgg16_is_tlts_whole_stride_16_trunk() -> None:
+    """TLT's VGG template: all five blocks (13 convolutions), the heads on block 5 at stride 16."""
+    from libtlt.archs.detectnet_v2.detectnet_v2_head import DetectNetConfig, build_detectnet
+
+    model = build_detectnet(DetectNetConfig("vgg16", (3, 64, 96), 3, use_batch_norm=True, all_projections=False))
+    convs = [layer.name for layer in model.layers if layer.name.startswith("block_") and layer.name.endswith("_conv_1")]
+    assert len(convs) == 13 and convs[-1] == "block_5c_conv_1"
+    assert tuple(model.outputs[0].shape[1:]) == (3, 4, 6)  # stride 16
+
+
 # TLT's ResNet template keeps stage 4: resnet18 DetectNet_v2 is the whole ResNet18 plus the 1x1 heads.
 @pytest.mark.parametrize(("layers", "expected"), [(10, 4_923_599), (18, 11_198_159), (34, 21_313_743),
                                                   (50, 23_591_887)])

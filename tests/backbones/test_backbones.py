@@ -240,6 +240,20 @@ def test_vgg_use_pooling_keeps_the_levels() -> None:
     assert [tuple(t.shape) for t in pooled.outputs] == [tuple(t.shape) for t in strided.outputs]
 
 
+@pytest.mark.parametrize("use_pooling", [False, True])
+def test_vgg_tlt_template_is_a_stride_16_trunk(use_pooling: bool) -> None:
+    """TLT's VGG template (the detectors'): block 1 at full resolution, block 4 at stride 8 (SSD's
+    ``block_4c_relu``), block 5 at stride 16 (DetectNet_v2's and FasterRCNN's map); no pool after block 5."""
+    model = build("vgg16", 64, tlt_template=True, use_pooling=use_pooling)
+    assert {key: tuple(t.shape[1:3]) for key, t in model.output.items()} == {
+        "P1": (32, 32), "P2": (16, 16), "P3": (8, 8), "P4": (4, 4)}
+    assert tuple(model.get_layer("block_1b_relu").output.shape[1:3]) == (64, 64)
+    assert tuple(model.get_layer("block_4c_relu").output.shape[1:3]) == (8, 8)
+    pools = [layer.name for layer in layer_types(model, keras.layers.MaxPooling2D)]
+    assert pools == ([f"block_{i}_pool" for i in range(1, 5)] if use_pooling else [])
+    assert trainable_count(model) == trainable_count(build("vgg16", 64))  # the same layers, other strides
+
+
 def test_activation_option_and_fixed_activations() -> None:
     relu6 = build("mobilenet_v1", 32, activation="relu6")
     assert relu6.get_layer("conv_pw_13_relu").max_value == 6.0

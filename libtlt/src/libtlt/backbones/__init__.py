@@ -126,7 +126,8 @@ def build_backbone(
     """Build backbone ``name`` on ``inputs`` (NHWC, C = 1 or 3, H, W >= 16); returns its feature levels.
 
     ``tlt_template``: TLT's detector template where it differs from the paper layout (ResNet without
-    ``use_pooling`` keeps its last stage at stride 1, so P4 is stage 4's output); other families ignore it.
+    ``use_pooling`` keeps its last stage at stride 1, so P4 is stage 4's output; VGG is a stride-16 trunk whose
+    block 1 is not downsampled, so P4 is block 5's output); other families ignore it.
     """
     key, family = _family(name)
     frozen = _check_blocks(key, freeze_blocks)
