@@ -23,6 +23,7 @@ import pytest
 
 from libtlt.samples import generate_detection_dataset
 from libtlt.samples.specs import kitti_convert_spec
+from libtlt.testing import convert_coco
 
 BIN = Path(sys.executable).parent
 PLUGINS = Path(__file__).parent / "plugin"
@@ -201,19 +202,9 @@ def seg_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     generate_coco_dataset(base / "coco", split="train", num_images=64, width=SEG_WIDTH, height=SEG_HEIGHT, seed=1)
     generate_coco_dataset(base / "coco", split="val", num_images=8, width=SEG_WIDTH, height=SEG_HEIGHT, seed=2,
                           first_image_id=1001)
-    convert = base / "convert.txt"
-    convert.write_text(textwrap.dedent(f"""\
-        coco_config {{
-          root_directory_path: "{base / 'coco'}"
-          img_dir_names: ["train", "val"]
-          annotation_files: ["annotations/instances_train.json", "annotations/instances_val.json"]
-          tags: ["train", "val"]
-          num_shards: [1, 1]
-        }}
-        """))
     env = {**os.environ, "PYTHONPATH": str(site), "TLT_KEY": KEY}
     env.pop("TLT_ARCHITECTURES", None)
-    run(env, "tlt-dataset-convert", "-d", convert, "-o", f"{base / 'records'}/")
+    convert_coco(base / "coco", base / "records")
     (base / "spec.txt").write_text(segmenter_spec(base))
     return {"base": base, "env": env, "spec": base / "spec.txt", "images": base / "coco" / "val",
             "truth": base / "coco" / "annotations" / "instances_val.json"}

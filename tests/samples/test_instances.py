@@ -55,3 +55,17 @@ def test_command_line_writes_both_splits_and_refuses_unknown_shapes(tmp_path: Pa
     assert not {i["id"] for i in train["images"]} & {i["id"] for i in val["images"]}  # one id space
     bad = subprocess.run([*run, str(tmp_path / "bad"), "--classes", "hexagon"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown shape class(es) hexagon" in bad.stderr
+
+
+def test_task_sample_for_instance_segmenters_is_converted(tmp_path: Path) -> None:
+    """libtlt.testing.write_task_sample: the COCO sample converted by the installed tlt-dataset-convert into the
+    records an instance segmenter's sample_spec points at (one file per split, every image in it)."""
+    from libtlt.io.tfrecord import read_records
+    from libtlt.registry import INSTANCE_SEGMENTER
+    from libtlt.testing import write_task_sample
+
+    data = write_task_sample(INSTANCE_SEGMENTER, tmp_path)
+    for pattern, count in ((data.train, 8), (data.val, 4)):
+        files = sorted(Path(pattern).parent.glob(Path(pattern).name))
+        assert len(files) == 1 and sum(1 for _ in read_records(files[0])) == count
+    assert len(COCO(data.annotations).getImgIds()) == 4 and data.classes == ("circle", "triangle", "square")

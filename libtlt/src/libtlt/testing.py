@@ -115,19 +115,32 @@ def convert_kitti(root: Path, records_dir: Path, *, val_split: int = 50, num_sha
     return str(records_dir / "kitti*")
 
 
+def convert_coco(root: Path, records_dir: Path) -> None:
+    """Convert the COCO sample under ``root`` (train and val splits) with the installed ``tlt-dataset-convert``
+    into ``records_dir/train-*`` and ``records_dir/val-*``."""
+    from libtlt.samples.specs import coco_convert_spec
+
+    records_dir.mkdir(parents=True, exist_ok=True)
+    spec = records_dir.parent / f"{records_dir.name}_convert.txt"
+    spec.write_text(coco_convert_spec(root), encoding="utf-8")
+    tool = Path(sys.executable).parent / "tlt-dataset-convert"
+    done = subprocess.run([str(tool), "-d", str(spec), "-o", f"{records_dir}/"], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"tlt-dataset-convert failed ({done.returncode}): {done.stderr.strip()}")
+
+
 def detectnet_v2_spec_text(tfrecords: str, image_dir: Path | str, replace: dict[str, str] | None = None) -> str:
     """DetectNet_v2's default spec pointed at ``tfrecords`` (a glob) and ``image_dir``, with each ``replace`` key
     (a piece of the default spec's text, e.g. ``"num_layers: 18"``) swapped for its value."""
     from importlib import resources
 
+    from libtlt.spec.edits import edit_spec_text
+
     text = (resources.files("libtlt.archs.detectnet_v2") / "default_spec.txt").read_text()
-    text = text.replace("/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*", tfrecords)
-    text = text.replace("/workspace/tlt-experiments/data/training", str(image_dir))
-    for old, new in (replace or {}).items():
-        if old not in text:
-            raise ValueError(f"'{old}' is not in DetectNet_v2's default spec")
-        text = text.replace(old, new)
-    return text
+    edits = {"/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": tfrecords,
+             "/workspace/tlt-experiments/data/training": str(image_dir), **(replace or {})}
+    return edit_spec_text(text, edits, "DetectNet_v2's default spec")
 
 
 def tiny_detectnet_model(num_classes: int, width: int, height: int, seed: int = 0) -> Any:
@@ -219,20 +232,7 @@ def write_task_sample(task: str, root: Path) -> SampleData:
     if task == INSTANCE_SEGMENTER:
         train = generate_coco_dataset(root / "coco", split="train", num_images=8, seed=1)
         generate_coco_dataset(root / "coco", split="val", num_images=4, seed=2, first_image_id=1001)
-        spec = root / "coco_convert.txt"
-        spec.write_text(textwrap.dedent(f"""\
-            coco_config {{
-              root_directory_path: "{root / 'coco'}"
-              img_dir_names: ["train", "val"]
-              annotation_files: ["annotations/instances_train.json", "annotations/instances_val.json"]
-              tags: ["train", "val"]
-              num_shards: [1, 1]
-            }}
-            """), encoding="utf-8")
-        done = subprocess.run([str(Path(sys.executable).parent / "tlt-dataset-convert"), "-d", str(spec), "-o",
-                               f"{root / 'records'}/"], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"tlt-dataset-convert failed ({done.returncode}): {done.stderr.strip()}")
+        convert_coco(root / "coco", root / "records")
         return SampleData(task, root, train.categories, str(root / "records" / "train-*"),
                           str(root / "records" / "val-*"), str(root / "coco" / "val"),
                           str(root / "coco" / "annotations" / "instances_val.json"))

@@ -12,6 +12,7 @@ from typing import Any
 from libtlt.demo.context import KEY, DemoContext, run_command
 from libtlt.demo.data_steps import DETECTION_SIZE
 from libtlt.io.atomic import write_text
+from libtlt.spec.edits import edit_spec_text
 
 CLASSES = ("car", "pedestrian", "cyclist")
 OUTPUTS = "output_cov/Sigmoid,output_bbox/BiasAdd"
@@ -56,11 +57,7 @@ def training_spec(ctx: DemoContext, *, epochs: int, pretrained: Path | None = No
     if pretrained is not None:
         edits['arch: "resnet"'] = f'arch: "resnet"\n  pretrained_model_file: "{pretrained}"\n  load_graph: true'
         edits["type: L1\n    weight: 3e-09"] = "type: NO_REG\n    weight: 0.0"
-    for old, new in edits.items():
-        if old not in text:
-            raise AssertionError(f"the default DetectNet_v2 spec changed: {old!r} not found")
-        text = text.replace(old, new)
-    return text
+    return edit_spec_text(text, edits, "the default DetectNet_v2 spec")
 
 
 def inference_spec(model: Path) -> str:
@@ -68,35 +65,12 @@ def inference_spec(model: Path) -> str:
 
     The aggregate-coverage threshold 1.0 keeps the trained model's objects (confidences ≈ 2–10) and drops
     the faint clusters (≈ 0.3) that the evaluation's precision-recall curve accounts for anyway."""
+    from libtlt.archs.detectnet_v2.detectnet_v2_inference import inference_spec_text
+
     width, height = DETECTION_SIZE
     colors = {"car": (0, 255, 0), "pedestrian": (255, 0, 0), "cyclist": (0, 0, 255)}
-    handlers = "".join(f"""
-  classwise_bbox_handler_config {{
-    key: "{name}"
-    value {{
-      confidence_model: "aggregate_cov"
-      output_map: "{name}"
-      confidence_threshold: 1.0
-      bbox_color {{ R: {colors[name][0]} G: {colors[name][1]} B: {colors[name][2]} }}
-      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.5 dbscan_min_samples: 0.05
-                          minimum_bounding_box_height: 4 }}
-    }}
-  }}""" for name in CLASSES)
-    targets = "\n".join(f'  target_classes: "{name}"' for name in CLASSES)
-    return f"""inferencer_config {{
-{targets}
-  image_width: {width}
-  image_height: {height}
-  image_channels: 3
-  batch_size: 4
-  tlt_config {{ model: "{model}" }}
-}}
-bbox_handler_config {{
-  kitti_dump: true
-  disable_overlay: false
-  overlay_linewidth: 2{handlers}
-}}
-"""
+    return inference_spec_text(model, CLASSES, width, height, confidence_threshold=1.0, dbscan_eps=0.5,
+                               batch_size=4, colors=colors)
 
 
 def _evaluate(ctx: DemoContext, spec: Path, model: Path, out: Path, framework: str | None = None) -> float:

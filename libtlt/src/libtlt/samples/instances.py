@@ -21,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from libtlt.errors import UnsupportedError
+from libtlt.io.atomic import write_bytes, write_text
+from libtlt.io.images import encode_image
 from libtlt.samples.backgrounds import add_sensor_noise, contrasting_colour, low_frequency_texture
 
 INSTANCE_CLASSES = ("circle", "triangle", "square")
@@ -100,12 +102,12 @@ def generate_coco_dataset(root: str | Path, *, split: str = "train", num_images:
             })
         pixels = add_sensor_noise(np.asarray(canvas), rng, amplitude=6)
         name = f"{image_id:06d}.jpg"
-        Image.fromarray(pixels).save(image_dir / name, quality=JPEG_QUALITY)
+        write_bytes(image_dir / name, encode_image(pixels, ".jpg", jpeg_quality=JPEG_QUALITY), fsync=False)
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
     data = {"info": {"description": f"tlt sample instances ({split}, seed {seed})"}, "images": images,
             "annotations": annotations,
             "categories": [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(classes)]}
     annotation_file = root / "annotations" / f"instances_{split}.json"
     annotation_file.parent.mkdir(parents=True, exist_ok=True)
-    annotation_file.write_text(json.dumps(data), encoding="utf-8")
+    write_text(annotation_file, json.dumps(data))
     return CocoSample(root, image_dir, annotation_file, tuple(classes), num_images, len(annotations))

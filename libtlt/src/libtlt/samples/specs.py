@@ -22,3 +22,18 @@ def kitti_convert_spec(root: str | Path, *, val_split: int = 20, num_shards: int
 }}
 image_directory_path: "{root}"
 """
+
+
+def coco_convert_spec(root: str | Path, splits: tuple[str, ...] = ("train", "val")) -> str:
+    """tlt-dataset-convert's ``coco_config`` for the COCO sample of ``libtlt.samples.instances`` under ``root``
+    (``<split>/`` images and ``annotations/instances_<split>.json``): one record file per split, named after it."""
+    names = ", ".join(f'"{split}"' for split in splits)
+    files = ", ".join(f'"annotations/instances_{split}.json"' for split in splits)
+    return f"""coco_config {{
+  root_directory_path: "{root}"
+  img_dir_names: [{names}]
+  annotation_files: [{files}]
+  tags: [{names}]
+  num_shards: [{", ".join("1" for _ in splits)}]
+}}
+"""

@@ -228,12 +228,9 @@ class ClassificationArchitecture:
                         'input_image_size: "3,64,64"': 'input_image_size: "3,32,32"',
                         "n_layers: 18": "n_layers: 10", "batch_size_per_gpu: 32": "batch_size_per_gpu: 8",
                         "n_epochs: 10": "n_epochs: 1", "checkpoint_interval: 5": "checkpoint_interval: 1"}
-        text = self.default_spec()
-        for old, new in replacements.items():
-            if old not in text:
-                raise AssertionError(f"the default classification spec changed: {old!r} not found")
-            text = text.replace(old, new)
-        return text
+        from libtlt.spec.edits import edit_spec_text
+
+        return edit_spec_text(self.default_spec(), replacements, "the default classification spec")
 
     def classifier_evaluation(self, spec: LoadedSpec[pb.Experiment]) -> ClassifierEvaluation:
         """``eval_config`` (000) or ``evaluate`` (003) for tlt-evaluate; the centre crop follows the spec's form."""

@@ -382,21 +382,19 @@ class DetectNetV2Architecture:
                         "num_epochs: 80": "num_epochs: 1", "checkpoint_interval: 10": "checkpoint_interval: 1",
                         "validation_period_during_training: 10": "validation_period_during_training: 1",
                         "first_validation_epoch: 10": "first_validation_epoch: 1"}
-        text = self.default_spec()
-        for old, new in replacements.items():
-            if old not in text:
-                raise AssertionError(f"the default DetectNet_v2 spec changed: {old!r} not found")
-            text = text.replace(old, new)
-        return text
+        from libtlt.spec.edits import edit_spec_text
+
+        return edit_spec_text(self.default_spec(), replacements, "the default DetectNet_v2 spec")
 
     def sample_inference_args(self, data: Any, model: str | Path) -> list[str]:
         """tlt-infer's arguments for ``model`` on the sample images: an inference spec written beside the data."""
-        from libtlt.archs.detectnet_v2.detectnet_v2_inference import sample_inference_spec
+        from libtlt.archs.detectnet_v2.detectnet_v2_inference import inference_spec_text
         from libtlt.spec import load_spec_text
 
         _, height, width = input_shape(load_spec_text(self.sample_spec(data), self.spec_message()))
         spec = Path(data.root) / "detectnet_v2_inference.txt"
-        spec.write_text(sample_inference_spec(model, data.classes, width, height), encoding="utf-8")
+        spec.write_text(inference_spec_text(model, data.classes, width, height, confidence_threshold=0.1,
+                                            dbscan_eps=0.3), encoding="utf-8")
         return ["-e", str(spec), "-i", data.images]
 
     def calibration_batches(self, spec: LoadedSpec[Any], *, use_validation_set: bool = False) -> CalibrationData:

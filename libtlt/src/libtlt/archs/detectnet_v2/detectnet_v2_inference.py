@@ -15,7 +15,7 @@ at ``backend_data_type`` (INT8 with ``calibrator_config.calibration_cache``) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,29 +196,38 @@ def _input_size(spec: Any, metadata: dict[str, Any], model_path: str | Path) -> 
     return channels, height, width
 
 
-def sample_inference_spec(model: str | Path, classes: Sequence[str], width: int, height: int) -> str:
-    """A complete inference spec (000 §7.2.9) for ``model``: every class with the default clustering, labels and
-    annotated images on (tests/archs runs tlt-infer with it on the sample data)."""
+def inference_spec_text(model: str | Path, classes: Sequence[str], width: int, height: int, *,
+                        confidence_threshold: float, dbscan_eps: float, batch_size: int = 2,
+                        colors: Mapping[str, tuple[int, int, int]] | None = None, linewidth: int = 2) -> str:
+    """A complete inference spec (000 §7.2.9) for ``model``: labels and annotated images on, aggregate-coverage
+    confidence, one handler per class with its colour when ``colors`` are given, else one ``default`` handler
+    (``make demo`` and tests/archs write theirs with it)."""
+    keys = [(name, colors[name]) for name in classes] if colors else [(DEFAULT_KEY, None)]
+    handlers = ""
+    for key, rgb in keys:
+        color = "" if rgb is None else f"\n      bbox_color {{ R: {rgb[0]} G: {rgb[1]} B: {rgb[2]} }}"
+        handlers += f"""
+  classwise_bbox_handler_config {{
+    key: "{key}"
+    value {{
+      confidence_model: "aggregate_cov"
+      confidence_threshold: {confidence_threshold}{color}
+      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: {dbscan_eps} dbscan_min_samples: 0.05
+                          minimum_bounding_box_height: 4 }}
+    }}
+  }}"""
     targets = "\n".join(f'  target_classes: "{name}"' for name in classes)
     return f"""inferencer_config {{
 {targets}
   image_width: {width}
   image_height: {height}
   image_channels: 3
-  batch_size: 2
+  batch_size: {batch_size}
   tlt_config {{ model: "{model}" }}
 }}
 bbox_handler_config {{
   kitti_dump: true
   disable_overlay: false
-  classwise_bbox_handler_config {{
-    key: "{DEFAULT_KEY}"
-    value {{
-      confidence_model: "aggregate_cov"
-      confidence_threshold: 0.1
-      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 0.05
-                          minimum_bounding_box_height: 4 }}
-    }}
-  }}
+  overlay_linewidth: {linewidth}{handlers}
 }}
 """
