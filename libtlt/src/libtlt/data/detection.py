@@ -47,6 +47,7 @@ from __future__ import annotations
 import glob
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,11 @@ from libtlt.data.image_check import checked_decode
 from libtlt.errors import DataError, SpecError
 from libtlt.io.example import decode_example
 from libtlt.io.tfrecord import read_records
+from libtlt.log import get_logger
 from libtlt.spec import LoadedSpec
 from libtlt.spec import values as spec_values
+
+logger = get_logger("libtlt.data.detection")
 
 #: Pad value of the per-frame box arrays (class id of a padding row).
 NO_CLASS = -1
@@ -470,3 +474,92 @@ def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentatio
 
 def steps(count: int, batch_size: int, drop_remainder: bool = False) -> int:
     return count // batch_size if drop_remainder else math.ceil(count / batch_size)
+
+
+# ------------------------------------------------------------------------------ the spec's sections (common.proto)
+
+def preprocessing_from_spec(spec: LoadedSpec[Any]) -> Preprocessing:
+    """``augmentation_config.preprocessing`` (common.proto: DetectNet_v2 and the SSD family)."""
+    pre = spec.message.augmentation_config.preprocessing
+    crop = None
+    if pre.crop_right > 0 or pre.crop_bottom > 0:
+        crop = (pre.crop_left, pre.crop_top, pre.crop_right, pre.crop_bottom)
+    return Preprocessing(
+        output_width=pre.output_image_width,
+        output_height=pre.output_image_height,
+        channels=pre.output_image_channel if pre.HasField("output_image_channel") else 3,
+        crop=crop,
+        scale_x=pre.scale_width if pre.scale_width > 0 else 1.0,
+        scale_y=pre.scale_height if pre.scale_height > 0 else 1.0,
+        auto_resize=pre.enable_auto_resize,
+        min_bbox_width=pre.min_bbox_width,
+        min_bbox_height=pre.min_bbox_height,
+    )
+
+
+def augmentation_from_spec(spec: LoadedSpec[Any]) -> Augmentation:
+    """``augmentation_config.spatial_augmentation`` and ``color_augmentation`` (common.proto)."""
+    config = spec.message.augmentation_config
+    spatial, color = config.spatial_augmentation, config.color_augmentation
+    result = Augmentation()
+    if config.HasField("spatial_augmentation"):
+        result = Augmentation(
+            hflip_probability=spatial.hflip_probability, vflip_probability=spatial.vflip_probability,
+            zoom_min=spatial.zoom_min, zoom_max=spatial.zoom_max, translate_max_x=spatial.translate_max_x,
+            translate_max_y=spatial.translate_max_y,
+            rotate_rad_max=spatial.rotate_rad_max if spatial.HasField("rotate_rad_max") else 0.0)
+    if config.HasField("color_augmentation") and preprocessing_from_spec(spec).channels == 3:
+        result = Augmentation(**{**result.__dict__,
+                                 "color_shift_stddev": color.color_shift_stddev,
+                                 "hue_rotation_max": color.hue_rotation_max,
+                                 "saturation_shift_max": color.saturation_shift_max,
+                                 "contrast_scale_max": color.contrast_scale_max,
+                                 "contrast_center": color.contrast_center})
+    return result
+
+
+# ------------------------------------------------------------------------------------- evaluation data
+
+def record_class_counts(spec: Any) -> Counter[str]:
+    """Objects per class name (lower case, before target_class_mapping) in every record of dataset_config."""
+    config = spec.message.dataset_config
+    sources = [*config.data_sources, *([config.validation_data_source] if config.HasField("validation_data_source")
+                                       else [])]
+    counts: Counter[str] = Counter()
+    for source in sources:
+        for path in sorted(glob.glob(source.tfrecords_path)):
+            if not Path(path).is_file() or path.endswith(".json"):
+                continue
+            for data in read_records(path):
+                names = decode_example(data, source=path).get("target/object_class", [])
+                counts.update(n.decode("utf-8").lower() if isinstance(n, bytes) else str(n).lower() for n in names)
+    return counts
+
+
+def check_evaluation_data(spec: Any, classes: Sequence[str], use_training_set: bool) -> None:
+    """Warn, with the class map, about target_class_mapping classes that no record holds and about target classes
+    without objects in the evaluated frames; no object of any target class there is an error."""
+    from libtlt.spec import values
+
+    train, val = split_frames(spec, classes)  # raises DataError for patterns that match no file
+    mapping = values.class_mapping(spec.message.dataset_config)
+    class_map = ", ".join(f"{k}: {v}" for k, v in mapping.items())
+    found = record_class_counts(spec)
+    absent = [k for k in mapping if found[k.lower()] == 0]
+    if absent:
+        logger.warning("target_class_mapping names class(es) %s that no record holds (classes in the records: %s). "
+                       "Class map (Label in GT: Label in tfrecords file): %s", ", ".join(absent),
+                       ", ".join(sorted(found)) or "none", class_map)
+    frames = [*train, *val] if use_training_set else val
+    counts = np.zeros(len(classes), dtype=np.int64)
+    for frame in frames:
+        counts += np.bincount(np.asarray(frame.classes, dtype=np.int64), minlength=len(classes))[:len(classes)]
+    where = "training and validation" if use_training_set else "validation"
+    if frames and not counts.any():
+        raise DataError(f"the {where} records hold no object of any target class ({', '.join(classes)}); "
+                        f"check target_class_mapping (Label in GT: Label in tfrecords file: {class_map})",
+                        location=spec.locate("dataset_config.target_class_mapping"))
+    missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if missing:
+        logger.warning("Target class(es) %s have no object in the %s records: their AP is undefined and left out "
+                       "of mAP", ", ".join(missing), where)

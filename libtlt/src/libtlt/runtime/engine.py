@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -139,7 +140,11 @@ def _suggest(shape: Sequence[int | str], input_order: str) -> str:
 
 
 def check_output_names(model: onnx.ModelProto, output_names: Sequence[str]) -> list[str]:
-    """Check ``-o`` against the graph's outputs; returns the names in the order given."""
+    """Check ``-o`` against the graph's outputs; returns the names in the order given.
+
+    As in TLT, ``-o NMS`` (``-o BatchedNMS``) names the NMS layer, whose outputs are ``NMS``, ``NMS_1`` (...): a
+    named output brings the graph's outputs ``<name>_<k>`` right after it.
+    """
     real = [value.name for value in model.graph.output]
     names = [name.strip() for name in output_names if name.strip()]
     if not names:
@@ -148,7 +153,11 @@ def check_output_names(model: onnx.ModelProto, output_names: Sequence[str]) -> l
     if unknown:
         raise ModelFileError(f"-o names output(s) the model does not have: {', '.join(unknown)}; this model's "
                              f"outputs are: {', '.join(real)}")
-    return list(dict.fromkeys(names))
+    chosen: list[str] = []
+    for name in names:
+        chosen.append(name)
+        chosen += [other for other in real if re.fullmatch(re.escape(name) + r"_\d+", other)]
+    return list(dict.fromkeys(chosen))
 
 
 def _select_outputs(model: onnx.ModelProto, names: Sequence[str]) -> None:

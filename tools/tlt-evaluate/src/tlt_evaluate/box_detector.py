@@ -64,7 +64,8 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
         metadata = {**metadata, "classes": list(classes)}
     _check_model(metadata, classes, arch.input_shape(spec), model, experiment_spec_file)
     _, height, width = arch.input_shape(spec)
-    _check_outputs(predictor, arch.output_names(spec), model)
+    deployed = getattr(arch, "deployed_output_names", None)
+    _check_outputs(predictor, arch.output_names(spec), model, deployed(spec) if deployed is not None else None)
 
     evaluator = arch.evaluator(spec, classes)
     coco = CocoEvaluator(classes)  # the extra report: COCO's AP over IoU 0.50:0.95, by size, and AR
@@ -127,11 +128,15 @@ def _check_model(metadata: dict[str, Any], classes: Sequence[str], shape: Sequen
                              f"{list(shape)} (C, H, W) of {spec_path}", location=model)
 
 
-def _check_outputs(model: Any, expected: Sequence[str], path: str | Path) -> None:
+def _check_outputs(model: Any, expected: Sequence[str], path: str | Path,
+                   deployed: Sequence[str] | None = None) -> None:
+    """The model has the architecture's raw outputs, or (an exported model whose graph ends in the architecture's
+    post-processing) its ``deployed_output_names``."""
     names = [str(n) for n in getattr(model, "output_names", [])]
-    if not set(expected) <= set(names):
-        raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not {' and '.join(expected)}",
-                             location=path)
+    if set(expected) <= set(names) or (deployed is not None and set(deployed) <= set(names)):
+        return
+    wanted = " and ".join(expected) + (f" (or {' and '.join(deployed)})" if deployed else "")
+    raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not {wanted}", location=path)
 
 
 # -------------------------------------------------------------------------------------------- reports

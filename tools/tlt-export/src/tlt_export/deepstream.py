@@ -7,8 +7,9 @@ The config is not a complete nvinfer file: its lines replace the same keys in De
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from libtlt.errors import UnsupportedError
 from libtlt.io.atomic import write_text
@@ -29,7 +30,7 @@ def _number(value: float) -> str:
 
 
 def nvinfer_config(preprocessing: Preprocessing, *, key: str, network_type: int, num_classes: int,
-                   output_names: Sequence[str]) -> str:
+                   output_names: Sequence[str], extra: Mapping[str, Any] | None = None) -> str:
     """The text of ``nvinfer_config.txt``; ``tlt-model-key`` is a placeholder (the key is never written
     in plain text: the user fills it in, or DeepStream's config is generated where the key is kept)."""
     scales = set(preprocessing.scale)
@@ -46,16 +47,25 @@ def nvinfer_config(preprocessing: Preprocessing, *, key: str, network_type: int,
         "output-blob-names=" + ";".join(output_names),
         f"model-color-format={COLOR_FORMATS[preprocessing.color_format]}",
     ]
+    lines += [f"{name}={value}" for name, value in (extra or {}).items()]
     return "\n".join(lines) + "\n"
 
 
 def write_deepstream_files(output_file: str | Path, preprocessing: Preprocessing, *, key: str, network_type: int,
-                           classes: Sequence[str], output_names: Sequence[str]) -> tuple[Path, Path]:
-    """Write ``nvinfer_config.txt`` and ``labels.txt`` (one class per line, output order) beside ``output_file``."""
+                           classes: Sequence[str], output_names: Sequence[str],
+                           settings: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``nvinfer_config.txt`` and ``labels.txt`` (one class per line, output order) beside ``output_file``.
+
+    ``settings`` (an architecture's ``deepstream_settings``): ``labels`` replaces the label lines (SSD: background
+    first), ``num-detected-classes`` the class count, every other key is an extra nvinfer line (the custom parser).
+    """
     folder = Path(output_file).resolve().parent
-    config = nvinfer_config(preprocessing, key=key, network_type=network_type, num_classes=len(classes),
-                            output_names=output_names)
+    extra = dict(settings or {})
+    labels = [str(v) for v in extra.pop("labels", classes)]
+    count = int(extra.pop("num-detected-classes", len(classes)))
+    config = nvinfer_config(preprocessing, key=key, network_type=network_type, num_classes=count,
+                            output_names=output_names, extra=extra)
     config_path, labels_path = folder / CONFIG_NAME, folder / LABELS_NAME
     write_text(config_path, config)
-    write_text(labels_path, "".join(f"{name}\n" for name in classes))
+    write_text(labels_path, "".join(f"{name}\n" for name in labels))
     return config_path, labels_path

@@ -200,13 +200,26 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
 
             calibrate_to_cache(onnx_model, cal_batches, cal_cache_file, input_name=INPUT_NAME)
 
+    tail = getattr(arch, "export_tail", None)
+    keras_names: list[str] | None = metadata.get("output_names")
+    reference = None
+    if tail is not None:  # the architecture's post-processing (decoder, NMS) in standard ONNX ops
+        if spec is None:
+            raise DataError(f"exporting {arch_name} needs its experiment spec (-e): the model records none")
+        onnx_model = tail(spec, onnx_model)
+        export_names = [value.name for value in onnx_model.graph.output]
+        keras_names = export_names  # no Keras layer has these outputs: the predictor keeps the names
+        reference = _onnx_outputs(onnx_model, check)
+        logger.info("Post-processing appended in standard ONNX ops: outputs %s.", ", ".join(export_names))
+        result.output_names = export_names
+
     # What deployment needs (classes, input, preprocessing, outputs): never the training spec text, which
     # names the datasets and can hold the key (003 `key:`).
     meta = {k: v for k, v in engine_metadata(metadata).items() if k not in _CONTAINER_KEYS}
     meta.update({
         "input_names": [INPUT_NAME],
         "output_names": export_names,
-        "keras_output_names": metadata.get("output_names"),
+        "keras_output_names": keras_names,
         "onnx_opset": DEFAULT_OPSET,
         "data_type": data_type,
         "export_check_max_abs_diff": worst,
@@ -230,7 +243,7 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                                                    export_names=export_names, batch_size=batch_size,
                                                    max_batch_size=max_batch_size, workspace=max_workspace_size,
                                                    strict=strict_type_constraints, metadata=meta,
-                                                   reference=(keras_model, check), verbose=verbose)
+                                                   reference=(keras_model, check, reference), verbose=verbose)
     if gen_ds_config:
         from tlt_export.deepstream import write_deepstream_files
 
@@ -238,12 +251,25 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
         if not classes:
             raise ModelFileError("--gen_ds_config needs the class names, and the model metadata has none",
                                  location=model)
+        settings_of = getattr(arch, "deepstream_settings", None)
+        settings = dict(settings_of(spec, classes)) if settings_of is not None and spec is not None else {}
         result.deepstream_files = write_deepstream_files(out_path, preprocessing, key=key,
                                                          network_type=network_type(arch), classes=classes,
-                                                         output_names=export_names)
+                                                         output_names=export_names, settings=settings)
         logger.info("DeepStream template config and labels written to %s", result.deepstream_files[0].parent)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _onnx_outputs(onnx_model: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """The float32 graph's outputs on ``batch`` (onnxruntime), the reference of an engine with post-processing."""
+    import onnxruntime as ort
+
+    from tlt_export.onnx_convert import INPUT_NAME
+
+    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {INPUT_NAME: batch}), strict=True))
 
 
 def _kdf_iterations(model: str | Path) -> int:
@@ -259,8 +285,8 @@ def _kdf_iterations(model: str | Path) -> int:
 
 def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, cal_cache_file: Path | None,
                   dims: tuple[int, int, int], export_names: list[str], batch_size: int, max_batch_size: int,
-                  workspace: int, strict: bool, metadata: dict[str, Any], reference: tuple[Any, np.ndarray],
-                  verbose: bool) -> float:
+                  workspace: int, strict: bool, metadata: dict[str, Any],
+                  reference: tuple[Any, np.ndarray, dict[str, np.ndarray] | None], verbose: bool) -> float:
     from libtlt.runtime.engine import build_engine, engine_metadata, open_engine
     from libtlt.runtime.tensorrt_backend import tensorrt_available
     from tlt_export.onnx_convert import keras_outputs, max_differences
@@ -274,11 +300,13 @@ def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, c
                  input_dims=dims, output_names=export_names, max_batch_size=max_batch_size,
                  calib_batch_size=batch_size, workspace=workspace, strict_type_constraints=strict,
                  metadata=engine_metadata(metadata), verbose=verbose)
-    keras_model, batch = reference
+    keras_model, batch, expected = reference
     engine = open_engine(engine_file)
     outputs = engine.run({"input_1": batch})
-    diffs = max_differences(keras_outputs(keras_model, batch, export_names), outputs)
+    against = "Keras" if expected is None else "the float32 graph"
+    diffs = max_differences(expected if expected is not None else keras_outputs(keras_model, batch, export_names),
+                            outputs)
     worst = max(diffs.values())
-    logger.info("%s engine saved to %s; max |engine - Keras| on the check images: %s", backend, engine_file,
+    logger.info("%s engine saved to %s; max |engine - %s| on the check images: %s", backend, engine_file, against,
                 ", ".join(f"{name} {value:.3g}" for name, value in diffs.items()))
     return worst

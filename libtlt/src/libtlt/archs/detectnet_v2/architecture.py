@@ -350,7 +350,7 @@ class DetectNetV2Architecture:
         return evaluation_batches(spec, use_training_set=use_training_set, batch_size=batch)
 
     def check_evaluation_data(self, spec: LoadedSpec[Any], classes: Sequence[str], use_training_set: bool) -> None:
-        from libtlt.archs.detectnet_v2.detectnet_v2_evaluation import check_evaluation_data
+        from libtlt.data.detection import check_evaluation_data
 
         check_evaluation_data(spec, classes, use_training_set)
 

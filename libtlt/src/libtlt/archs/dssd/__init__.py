@@ -1,10 +1,10 @@
-"""DSSD: SSD with deconvolution prediction modules (000 §7.5); spec validation in validation.py;
-registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+"""DSSD (000 §7.5): one folder, one entry point; the network, targets, loss, decoding and export tail are the
+SSD family's (``libtlt.layers.ssd_family``, shared with SSD). Spec validation in validation.py, the default spec
+(the manual's sample) in default_spec.txt."""
 
-from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
-from libtlt.spec.experiments import SpecKind
+from libtlt.archs.dssd import validation
+from libtlt.layers.ssd_family import SsdFamilyArchitecture
+from libtlt.spec.protos import dssd_pb2
 
-ARCHITECTURE = DeclaredArchitecture(
-    "dssd", BOX_DETECTOR, pending="issue 14",
-    spec=SpecKind("dssd", "dssd_pb2", "Experiment", "libtlt.archs.dssd.validation:validate"),
-)
+ARCHITECTURE = SsdFamilyArchitecture("dssd", dssd=True, package="libtlt.archs.dssd", proto=dssd_pb2,
+                                     validate=validation.validate)

@@ -1,10 +1,10 @@
-"""SSD: single-shot multibox detector (000 §7.4); spec validation in validation.py;
-registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+"""SSD (000 §7.4): one folder, one entry point; the network, targets, loss, decoding and export tail are the
+SSD family's (``libtlt.layers.ssd_family``, shared with DSSD). Spec validation in validation.py, the default spec
+(the manual's sample) in default_spec.txt."""
 
-from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
-from libtlt.spec.experiments import SpecKind
+from libtlt.archs.ssd import validation
+from libtlt.layers.ssd_family import SsdFamilyArchitecture
+from libtlt.spec.protos import ssd_pb2
 
-ARCHITECTURE = DeclaredArchitecture(
-    "ssd", BOX_DETECTOR, pending="issue 14",
-    spec=SpecKind("ssd", "ssd_pb2", "Experiment", "libtlt.archs.ssd.validation:validate"),
-)
+ARCHITECTURE = SsdFamilyArchitecture("ssd", dssd=False, package="libtlt.archs.ssd", proto=ssd_pb2,
+                                     validate=validation.validate)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SSDConfig(_message.Message):
-    __slots__ = ("aspect_ratios_global", "aspect_ratios", "two_boxes_for_ar1", "clip_boxes", "scales", "min_scale", "max_scale", "loss_loc_weight", "focal_loss_alpha", "focal_loss_gamma", "variances", "steps", "offsets", "arch", "nlayers", "freeze_bn", "freeze_blocks")
+    __slots__ = ("aspect_ratios_global", "aspect_ratios", "two_boxes_for_ar1", "clip_boxes", "scales", "min_scale", "max_scale", "loss_loc_weight", "focal_loss_alpha", "focal_loss_gamma", "variances", "steps", "offsets", "arch", "nlayers", "freeze_bn", "freeze_blocks", "neg_pos_ratio", "alpha")
     ASPECT_RATIOS_GLOBAL_FIELD_NUMBER: _ClassVar[int]
     ASPECT_RATIOS_FIELD_NUMBER: _ClassVar[int]
     TWO_BOXES_FOR_AR1_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class SSDConfig(_message.Message):
     NLAYERS_FIELD_NUMBER: _ClassVar[int]
     FREEZE_BN_FIELD_NUMBER: _ClassVar[int]
     FREEZE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    NEG_POS_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
     aspect_ratios_global: str
     aspect_ratios: str
     two_boxes_for_ar1: bool
@@ -43,7 +45,9 @@ class SSDConfig(_message.Message):
     nlayers: int
     freeze_bn: bool
     freeze_blocks: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, aspect_ratios_global: _Optional[str] = ..., aspect_ratios: _Optional[str] = ..., two_boxes_for_ar1: _Optional[bool] = ..., clip_boxes: _Optional[bool] = ..., scales: _Optional[str] = ..., min_scale: _Optional[float] = ..., max_scale: _Optional[float] = ..., loss_loc_weight: _Optional[float] = ..., focal_loss_alpha: _Optional[float] = ..., focal_loss_gamma: _Optional[float] = ..., variances: _Optional[str] = ..., steps: _Optional[str] = ..., offsets: _Optional[str] = ..., arch: _Optional[str] = ..., nlayers: _Optional[int] = ..., freeze_bn: _Optional[bool] = ..., freeze_blocks: _Optional[_Iterable[int]] = ...) -> None: ...
+    neg_pos_ratio: float
+    alpha: float
+    def __init__(self, aspect_ratios_global: _Optional[str] = ..., aspect_ratios: _Optional[str] = ..., two_boxes_for_ar1: _Optional[bool] = ..., clip_boxes: _Optional[bool] = ..., scales: _Optional[str] = ..., min_scale: _Optional[float] = ..., max_scale: _Optional[float] = ..., loss_loc_weight: _Optional[float] = ..., focal_loss_alpha: _Optional[float] = ..., focal_loss_gamma: _Optional[float] = ..., variances: _Optional[str] = ..., steps: _Optional[str] = ..., offsets: _Optional[str] = ..., arch: _Optional[str] = ..., nlayers: _Optional[int] = ..., freeze_bn: _Optional[bool] = ..., freeze_blocks: _Optional[_Iterable[int]] = ..., neg_pos_ratio: _Optional[float] = ..., alpha: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("random_seed", "ssd_config", "training_config", "eval_config", "nms_config", "augmentation_config", "dataset_config")
