@@ -111,6 +111,7 @@ def target_encoder(anchors: np.ndarray, variances: Sequence[float], image_wh: tu
     import tensorflow as tf
 
     anchor_t = tf.constant(anchors, tf.float32)
+    anchor_64 = tf.constant(anchors, tf.float64)
     scale = tf.constant([image_wh[0], image_wh[1], image_wh[0], image_wh[1]], tf.float32)
     placeholder = tf.constant([[0.0, 0.0, 1.0, 1.0]], tf.float32)  # gathered where nothing matched
 
@@ -118,7 +119,8 @@ def target_encoder(anchors: np.ndarray, variances: Sequence[float], image_wh: tu
         gt = boxes / scale
         keep = (ids >= 0) & (gt[:, 2] - gt[:, 0] >= MIN_BOX_FRACTION) & (gt[:, 3] - gt[:, 1] >= MIN_BOX_FRACTION)
         gt, classes = tf.boolean_mask(gt, keep), tf.boolean_mask(ids, keep)
-        iou = box_ops.iou_matrix_tf(gt, anchor_t)
+        # float64 IoU: thresholds hit exactly (0.5 stays 0.5, as in the NumPy oracle)
+        iou = box_ops.iou_matrix_tf(tf.cast(gt, tf.float64), anchor_64)
         matches, labels = box_ops.match_bipartite_tf(iou, positive_threshold=positive_threshold,
                                                      negative_threshold=negative_threshold)
         count = tf.shape(gt)[0]

@@ -29,6 +29,8 @@ from tlt_train import __version__
 @key_option(required=False)
 @click.option("-n", "--model_name", default=None,
               help="Also save the final model as RESULTS_DIR/weights/<model_name>.tlt.")
+@click.option("-m", "--resume_model_weights", "pretrained_model", type=click.Path(dir_okay=False), default=None,
+              help="A pre-trained or pruned .tlt to start from (replaces the spec's pretrained model).")
 @gpus_option
 @click.option("--use_amp", is_flag=True,
               help="Automatic mixed precision (float16 compute); also TF_ENABLE_AUTO_MIXED_PRECISION=1.")
@@ -36,8 +38,8 @@ from tlt_train import __version__
 @log_file_option
 @verbose_option
 def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, results_dir: str | None,
-         key: str | None, model_name: str | None, gpus: int, gpu_index: tuple[int, ...], use_amp: bool, strict: bool,
-         log_file: str | None, verbose: bool) -> None:
+         key: str | None, model_name: str | None, pretrained_model: str | None, gpus: int,
+         gpu_index: tuple[int, ...], use_amp: bool, strict: bool, log_file: str | None, verbose: bool) -> None:
     """Train a model from an experiment spec: tlt-train ARCH -e SPEC -r RESULTS_DIR -k KEY.
 
     Re-running the same command after an interruption resumes from the last checkpoint in
@@ -63,6 +65,7 @@ def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, r
         if missing:
             raise click.UsageError(f"missing option(s) {', '.join(missing)}")
         train(arch, experiment_spec_file=str(experiment_spec_file), results_dir=str(results_dir), key=str(key),
-              gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict, model_name=model_name)
+              gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict, model_name=model_name,
+              pretrained_model=pretrained_model)
 
     run_tool(body, verbose=verbose, log_file=log_file)

@@ -29,6 +29,7 @@ model, named as 000 names it, e.g. ``weights/resnet_080.tlt``), ``status.json``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shutil
 import signal
@@ -85,11 +86,13 @@ def load_experiment_spec(arch: Any, path: str | Path) -> LoadedSpec[Any]:
 def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str | Path, key: str, gpus: int = 1,
           gpu_index: Sequence[int] = (), use_amp: bool = False, strict: bool = False, progress: bool = True,
           extra_callbacks: Sequence[Any] = (), kdf_iterations: int | None = None,
-          model_name: str | None = None) -> TrainResult:
+          model_name: str | None = None, pretrained_model: str | Path | None = None) -> TrainResult:
     """Train ``arch_name`` as ``experiment_spec_file`` says, writing everything into ``results_dir``.
 
     ``model_name`` (``-n``, 001): the final model is also written as ``weights/<model_name>.tlt``, the
-    name the later steps of a Makefile refer to (e.g. ``resnet18_detector_pruned``).
+    name the later steps of a Makefile refer to (e.g. ``resnet18_detector_pruned``). ``pretrained_model``
+    (``-m``, 000 §8.6 for the SSD family) replaces the spec's pretrained model: weights by name, or a pruned
+    model's whole graph.
 
     Re-running after an interruption resumes from the newest checkpoint. ``extra_callbacks`` run
     after tlt-train's own (e.g. a benchmark's timer); ``kdf_iterations`` lowers the model files' key
@@ -99,6 +102,10 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     check_model_name(model_name)
     spec = load_experiment_spec(arch, experiment_spec_file)
     plan: TrainPlan = arch.train_plan(spec)
+    if pretrained_model is not None:
+        if not Path(pretrained_model).is_file():
+            raise DataError("-m: model file not found", location=pretrained_model)
+        plan = dataclasses.replace(plan, pretrained_model_path=str(pretrained_model))
     if model_name and re.fullmatch(rf"{re.escape(plan.model_name)}_\d{{3,}}(\.tlt)?", model_name):
         raise UnsupportedError(f"-n/--model_name {model_name!r} would look like a checkpoint to resume from; "
                                "choose another name")
@@ -333,9 +340,12 @@ def _fresh_model(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, classes: Seq
             logger.info("%s is a pruned model: its whole graph is loaded (as load_graph: true would)", path)
         report = load_pretrained(None, path, key, load_graph=True)
         model = report.model
-        outputs = int(model.outputs[0].shape[1])  # classes: (N, C) predictions, (N, C, H, W) detector maps
-        if outputs != len(classes):
-            raise DataError(f"the pretrained model predicts {outputs} classes, the dataset has {len(classes)}",
+        # Pruning never changes outputs: they must be those the spec's model has for these classes.
+        found = [tuple(o.shape[1:]) for o in model.outputs]
+        wanted = [tuple(o.shape[1:]) for o in arch.build(spec, classes).outputs]
+        if found != wanted:
+            raise DataError(f"the pretrained model's outputs {found} are not those of this spec's model for "
+                            f"{len(classes)} classes {wanted}: was it trained for other classes or input?",
                             location=path)
         return model
     model = arch.build(spec, classes)
