@@ -18,7 +18,7 @@ ARCH_TOOLS = ("tlt-train", "tlt-evaluate", "tlt-infer", "tlt-int8-tensorfile")
 
 
 @pytest.mark.parametrize("tool", ARCH_TOOLS)
-@pytest.mark.parametrize(("arch", "issue"), [("ssd", "issue 14"), ("yolo", "issue 15"), ("mask_rcnn", "issue 17")])
+@pytest.mark.parametrize(("arch", "issue"), [("retinanet", "issue 15"), ("yolo", "issue 15"), ("mask_rcnn", "issue 17")])
 def test_a_pending_architecture_exits_2_with_one_line(tool: str, arch: str, issue: str) -> None:
     result = subprocess.run([str(BIN / tool), arch, "-e", "spec.txt"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

@@ -213,3 +213,20 @@ def test_every_backbone_gives_six_maps_of_the_expected_sizes(arch: str, nlayers:
         model = arch_object.build(spec, ["a", "b"])
         anchors = arch_object.anchors(spec)
         assert [tuple(o.shape[1:]) for o in model.outputs] == [(len(anchors), 3), (len(anchors), 4)]
+
+
+def test_class_heads_start_at_the_prior() -> None:
+    """Every object class starts at probability 0.01 at every anchor (background 1 - 0.01 C)."""
+    import keras
+
+    from libtlt.layers.ssd_network import SsdNetworkConfig, background_prior_logit, build_ssd
+
+    assert background_prior_logit(200) == pytest.approx(math.log(0.5 / 0.0025))  # never a negative probability
+    model = build_ssd(SsdNetworkConfig("resnet10", (3, 128, 128), 3, (4, 6, 6, 6, 4, 4)))
+    for layer in model.layers:  # zero kernels: the probabilities come from the biases alone
+        if layer.name.startswith("ssd_conf_") and "reshape" not in layer.name:
+            layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+    conf = np.asarray(model(np.zeros((1, 3, 128, 128), np.float32))[0])
+    np.testing.assert_allclose(conf[0, :, 1:], 0.01, rtol=1e-4)
+    assert isinstance(model.get_layer("block_1a_bn_1"), keras.layers.BatchNormalization)
+    assert model.get_layer("block_1a_bn_1").momentum == 0.9

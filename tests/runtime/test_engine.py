@@ -187,3 +187,17 @@ def test_sidecar_records_the_model_metadata_but_never_the_spec(model, tmp_path) 
     recorded = json.loads(sidecar_path(tmp_path / "m.engine").read_text())["model_metadata"]
     assert recorded == {"architecture": "detectnet_v2", "classes": ["car", "person"], "input_shape": list(SHAPE)}
     assert "secret" not in sidecar_path(tmp_path / "m.engine").read_text()
+
+
+def test_an_nms_output_brings_its_numbered_companions() -> None:
+    """TLT's ``-o NMS`` names the NMS layer, whose outputs are NMS and NMS_1 (BatchedNMS: _1, _2, _3)."""
+    from onnx import TensorProto, helper
+
+    names = ["NMS", "NMS_1", "NMS_extra", "other"]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], [n]) for n in names], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in names])
+    model = helper.make_model(graph)
+    assert check_output_names(model, ["NMS"]) == ["NMS", "NMS_1"]
+    assert check_output_names(model, ["other", "NMS"]) == ["other", "NMS", "NMS_1"]
+    assert check_output_names(model, ["NMS_1"]) == ["NMS_1"]

@@ -336,6 +336,15 @@ def test_model_name_must_be_a_file_name(data: Path, tmp_path: Path) -> None:
     assert "-n/--model_name must be a plain file name" in one_error(result)
 
 
+def test_resume_model_weights_must_exist(data: Path, tmp_path: Path) -> None:
+    """-m (000 §8.6) names a model file; a missing one is one line and exit 2 before anything is built."""
+    result = invoke("classification", "-e", write_spec(tmp_path, data), "-r", tmp_path / "r", "-k", KEY,
+                    "-m", tmp_path / "missing.tlt")
+    assert result.exit_code == 2
+    assert one_error(result).endswith("missing.tlt: -m: model file not found")
+    assert not (tmp_path / "r").exists()
+
+
 def test_missing_spec_file_and_options(tmp_path: Path) -> None:
     line = one_error(invoke("classification", "-e", tmp_path / "none.txt", "-r", tmp_path / "r", "-k", KEY))
     assert "spec file not found" in line

@@ -16,15 +16,19 @@ NCHW ``Input`` → ``Permute`` to channels-last → backbone (TLT's detector tem
   row / column / box order and concatenated: ``mbox_conf_softmax`` ``[N, A, C + 1]`` (softmax over classes, class 0
   background) and ``mbox_loc`` ``[N, A, 4]`` — the outputs, in this order.
 
-Batch normalization uses momentum 0.9 (as DetectNet_v2: Keras' 0.99 leaves the inference statistics of a short run
+The class heads start with every object class at probability 0.01 (the focal loss paper's prior). Batch
+normalization uses momentum 0.9 (as DetectNet_v2: Keras' 0.99 leaves the inference statistics of a short run
 far from the training ones).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from libtlt.layers.anchor_detection import CONF_OUTPUT, LOC_OUTPUT
 
@@ -37,6 +41,8 @@ EXPANSIONS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "mid": ((256, 256, 1), (128, 256, 2), (64, 128, 2), (64, 128, 2), (64, 128, 2)),
     "small": ((64, 128, 2),) * 4,
 }
+#: Initial probability of each object class at every anchor (the heads' bias, :func:`background_prior_logit`).
+PRIOR_PROBABILITY = 0.01
 #: Backbones whose first map is shrunk to this many channels before DSSD's deconvolution path.
 SHRINK_CHANNELS = 256
 
@@ -213,4 +219,21 @@ def build_ssd(config: SsdNetworkConfig) -> Any:
     conf = keras.layers.Concatenate(axis=1, name="mbox_conf")(confs)
     conf = keras.layers.Softmax(axis=-1, name=CONF_OUTPUT, dtype="float32")(conf)
     loc = keras.layers.Concatenate(axis=1, name=LOC_OUTPUT, dtype="float32")(locs)
-    return keras.Model(inputs, [conf, loc], name="dssd" if config.dssd else "ssd")
+    model = keras.Model(inputs, [conf, loc], name="dssd" if config.dssd else "ssd")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    background = background_prior_logit(config.num_classes)
+    for k, boxes in enumerate(config.boxes_per_cell):
+        bias = np.zeros((boxes, config.num_classes + 1), np.float32)
+        bias[:, 0] = background
+        model.get_layer(f"ssd_conf_{k}").bias.assign(bias.reshape(-1))
+    return model
+
+
+def background_prior_logit(num_classes: int, prior: float = PRIOR_PROBABILITY) -> float:
+    """The background logit (the others 0) that makes every class start at probability ``prior``: the focal loss
+    paper's initialisation, so that the first steps are not spent on the many easy background anchors. With more
+    than 50 classes the prior shrinks so that background keeps at least half the probability."""
+    each = min(prior, 0.5 / num_classes)
+    return math.log((1.0 - num_classes * each) / each)
