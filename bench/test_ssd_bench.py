@@ -2,11 +2,17 @@
 
 Data: generated KITTI frames at 384×256 (``SSD_BENCH_FRAMES`` training frames, seed 11; 100 validation frames from
 seed 1011, never trained on), converted with the installed ``tlt-dataset-convert``. Per architecture, through the
-installed commands as a user would run them: ``tlt-train`` (the default spec with resnet10, the data's size,
-``SSD_BENCH_EPOCHS`` epochs, Adam), ``tlt-evaluate`` on the ``.tlt``, then ``tlt-export`` (FP32 ``.etlt``; INT8
+installed commands as a user would run them: ``tlt-train`` (the architecture's ``demo_spec``: resnet10, Adam,
+``SSD_BENCH_EPOCHS`` epochs), ``tlt-evaluate`` on the ``.tlt``, then ``tlt-export`` (FP32 ``.etlt``; INT8
 with calibration from the spec's training loader and an INT8 engine), ``tlt-converter`` (FP16 engine) and
 ``tlt-evaluate`` on each. Goals: mAP@0.5 ≥ 0.6 on the validation frames; engines within 0.01 (FP32, FP16) and 0.03
 (INT8) of the ``.tlt``'s mAP. Every number is printed and kept in the benchmark's extra_info.
+
+Speed, on the trained SSD of the first test (so the NMS sees a trained network's scores), batch 8 at 384×256:
+``tlt-train``'s pipeline (records → decode → augmentation → targets → fit) against a bare ``model.fit`` of the
+same compiled model on one in-memory batch (goal ≥ 0.9×); the ORT INT8 engine, NMS included, against the Keras
+``.tlt`` with the NumPy decoding and NMS that tlt-infer runs on it (goal ≥ 3×); the share of the FP32 engine's
+time spent in the decoder + NMS tail (goal ≤ 10 %).
 
 Run: .venv/bin/python -m pytest bench/test_ssd_bench.py --benchmark-only -q -s [-k ssd]
 """
@@ -32,6 +38,9 @@ FRAMES = int(os.environ.get("SSD_BENCH_FRAMES", "320"))
 EPOCHS = int(os.environ.get("SSD_BENCH_EPOCHS", "12"))
 MAP_GOAL = 0.6
 TOLERANCES = {"etlt": 0.01, "fp16": 0.01, "int8": 0.03}
+BATCH = 8
+#: What the learning test leaves for the speed tests: {architecture: (spec, .tlt, INT8 engine, FP32 .etlt)}.
+TRAINED: dict[str, tuple[Path, Path, Path, Path]] = {}
 
 
 def run(*args: str | Path, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
@@ -56,23 +65,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def spec_text(arch: Any, train: Path, val: Path) -> str:
-    from libtlt.spec.edits import edit_spec_text
-
-    adam = "  optimizer {\n    adam {\n      epsilon: 1e-7\n      beta1: 0.9\n      beta2: 0.999\n    }\n  }\n"
-    replacements = {
-        "/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": f"{train}/tfrecords/*",
-        "/workspace/tlt-experiments/data/training": str(train),
-        "  validation_fold: 0\n": f'  validation_data_source: {{\n    tfrecords_path: "{val}/tfrecords/*"\n'
-                                  f'    image_directory_path: "{val}"\n  }}\n',
-        "nlayers: 18": "nlayers: 10", "batch_size_per_gpu: 16": "batch_size_per_gpu: 8",
-        "num_epochs: 80": f"num_epochs: {EPOCHS}", "max_learning_rate: 2e-2": "max_learning_rate: 1e-3",
-        "  regularizer {": adam + "  regularizer {",
-        "validation_period_during_training: 10": f"validation_period_during_training: {EPOCHS}",
-        "output_image_width: 1248": f"output_image_width: {WIDTH}",
-        "output_image_height: 384": f"output_image_height: {HEIGHT}", "crop_right: 1248": f"crop_right: {WIDTH}",
-        "crop_bottom: 384": f"crop_bottom: {HEIGHT}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
-    }
-    return edit_spec_text(arch.default_spec(), replacements, f"the default {arch.name} spec")
+    return str(arch.demo_spec(train_records=f"{train}/tfrecords/*", train_images=train,
+                              val_records=f"{val}/tfrecords/*", val_images=val, width=WIDTH, height=HEIGHT,
+                              epochs=EPOCHS))
 
 
 def evaluate(arch: str, spec: Path, model: Path, out: Path) -> float:
@@ -93,7 +88,7 @@ def test_learns_and_deploys(benchmark: Any, name: str, data: tuple[Path, Path], 
 
     def train_once() -> None:
         started = time.perf_counter()
-        run(BIN / f"tlt-train", name, "-e", spec, "-r", results, "-n", "model")
+        run(BIN / "tlt-train", name, "-e", spec, "-r", results, "-n", "model")
         numbers["train_seconds"] = round(time.perf_counter() - started, 1)
 
     benchmark.pedantic(train_once, rounds=1, iterations=1)
@@ -108,9 +103,104 @@ def test_learns_and_deploys(benchmark: Any, name: str, data: tuple[Path, Path], 
         "--batches", "10", "--batch_size", "8", "--cal_cache_file", tmp_path / "cal.bin", "--engine_file",
         tmp_path / "int8.engine")
     maps["int8"] = evaluate(name, spec, tmp_path / "int8.engine", tmp_path / "ev_int8")
+    TRAINED[name] = (spec, model, tmp_path / "int8.engine", tmp_path / "fp32.etlt")
     numbers.update({f"mAP_{k}": round(v, 4) for k, v in maps.items()})
     benchmark.extra_info.update(numbers)
     print(f"\n{name}: {json.dumps(numbers)}")
     assert maps["tlt"] >= MAP_GOAL, numbers
     for kind, tolerance in TOLERANCES.items():
         assert abs(maps[kind] - maps["tlt"]) <= tolerance, (kind, numbers)
+
+
+def fastest(run: Any, rounds: int = 5) -> float:
+    run()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_training_pipeline_vs_bare_fit(benchmark: Any) -> None:
+    import keras
+    import tensorflow as tf
+
+    from libtlt.registry import get_architecture
+    from libtlt.spec import load_spec
+
+    if "ssd" not in TRAINED:
+        pytest.skip("needs test_learns_and_deploys[ssd] first")
+    arch = get_architecture("ssd")
+    spec = load_spec(TRAINED["ssd"][0], arch.spec_message())
+    data = arch.training_data(spec, batch_size=BATCH, seed=0)
+    model = arch.build(spec)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=arch.loss(spec))
+    images, targets = next(iter(data.train))
+    in_memory = tf.data.Dataset.from_tensors((images, targets)).repeat()
+    steps = 20
+    seconds = {}
+    for name, dataset in (("bare", in_memory), ("pipeline", data.train)):
+        model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
+        started = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        seconds[name] = time.perf_counter() - started
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    ratio = seconds["bare"] / seconds["pipeline"]
+    numbers = {f"{k}_images_per_s": round(steps * BATCH / v, 2) for k, v in seconds.items()}
+    numbers.update(ratio=round(ratio, 3), goal=0.9, goal_met=bool(ratio >= 0.9))
+    benchmark.extra_info.update(numbers)
+    print(f"\nssd training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
+
+
+def test_engine_speed_and_nms_share(benchmark: Any) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from libtlt.io.modelfile import load_model_file
+    from libtlt.layers import anchor_detection as ad
+    from libtlt.registry import get_architecture
+    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.spec import load_spec
+
+    if "ssd" not in TRAINED:
+        pytest.skip("needs test_learns_and_deploys[ssd] first")
+    spec_path, model_path, int8_engine, etlt = TRAINED["ssd"]
+    arch = get_architecture("ssd")
+    spec = load_spec(spec_path, arch.spec_message())
+    batch = next(arch.evaluation_batches(spec, batch_size=BATCH))[0]
+    model, _ = load_tlt_model(model_path, KEY, architecture="ssd")
+    anchors, variances, nms = arch.anchors(spec), arch.anchor_config(spec).variances, arch.nms(spec)
+
+    def keras_with_decoding() -> Any:
+        conf, loc = model.predict_on_batch(batch)
+        return ad.detect({ad.CONF_OUTPUT: conf, ad.LOC_OUTPUT: loc}, anchors, variances, nms, WIDTH, HEIGHT)
+
+    def session(data: bytes) -> Any:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+    int8 = session(int8_engine.read_bytes())
+    full = load_model_file(etlt, KEY).files["model.onnx"]
+    raw = onnx.load_from_string(full)
+    kept = {o.name: o for o in raw.graph.output}
+    del raw.graph.output[:]
+    raw.graph.output.extend([onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                             for n in (ad.CONF_OUTPUT, ad.LOC_OUTPUT)])
+    assert set(kept) == {"NMS", "NMS_1"}
+    fp32_full, fp32_raw = session(full), session(raw.SerializeToString())
+    feed = {"input_1": batch}
+    seconds = {"keras": fastest(keras_with_decoding, 3), "ort_int8": fastest(lambda: int8.run(None, feed)),
+               "ort_fp32": fastest(lambda: fp32_full.run(None, feed)),
+               "ort_fp32_without_tail": fastest(lambda: fp32_raw.run(None, feed))}
+    benchmark.pedantic(lambda: int8.run(None, feed), rounds=3, iterations=1)
+    speed = {k: round(BATCH / v, 2) for k, v in seconds.items()}
+    ratio = seconds["keras"] / seconds["ort_int8"]
+    share = max(0.0, 1.0 - seconds["ort_fp32_without_tail"] / seconds["ort_fp32"])
+    numbers = {"images_per_s": speed, "int8_to_keras": round(ratio, 2), "int8_goal_met": bool(ratio >= 3.0),
+               "nms_tail_share": round(share, 3), "nms_goal_met": bool(share <= 0.10)}
+    benchmark.extra_info.update(numbers)
+    print(f"\nssd deployment, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")

@@ -251,3 +251,28 @@ def test_quick_demo_runs_every_step(tmp_path: Path) -> None:
         assert (final / name).is_file(), name
     assert "INT8 engine validation mAP" in done.stdout
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_quick_arch_demo_runs_one_detector_through_every_tool(tmp_path: Path) -> None:
+    """``python -m libtlt.demo --arch ssd --quick``: augment, convert, train, evaluate, prune, retrain (-m), export
+    INT8, convert, evaluate and infer on the engine, every tool as a command."""
+    command = [sys.executable, "-m", "libtlt.demo", str(tmp_path), "--quick", "--arch", "ssd"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[INFO] libtlt.demo: step 11/11: detect objects with the engine (tlt-infer ssd)" in done.stderr
+    final = tmp_path / "ssd" / "final"
+    report = json.loads((tmp_path / "ssd" / "pruned" / "ssd_pruned.json").read_text())
+    assert report["params_after"] < report["params_before"]
+    assert json.loads((final / "evaluation" / "evaluation.json").read_text())["num_images"] == 6
+    assert (final / "labels.txt").read_text().splitlines() == ["background", "car", "cyclist", "pedestrian"]
+    assert "output-blob-names=NMS;NMS_1" in (final / "nvinfer_config.txt").read_text()
+    assert len(list((final / "inference" / "labels").glob("*.txt"))) == 6
+
+
+def test_arch_demo_needs_an_architecture_with_a_demo() -> None:
+    done = subprocess.run([sys.executable, "-m", "libtlt.demo", "/tmp/never", "--arch", "classification"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == ("Error: the demo has no pipeline for 'classification' (it needs "
+                                                    "the architecture's demo_spec and demo_inference_args)")

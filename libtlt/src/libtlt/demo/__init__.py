@@ -4,7 +4,8 @@ The demo is a list of named steps (``STEPS``), run in order; each logs
 ``[INFO] libtlt.demo: step N/M: <name>``. Tools run as commands, as in a Makefile; a step reads what
 earlier steps left in ``DemoContext.results`` and adds its own. Re-running overwrites every output
 (the sample generators are deterministic). ``--quick`` runs every step on a few frames and one epoch
-(what the test suite checks); the default sizes show real accuracy (see ``context.FULL``).
+(what the test suite checks); the default sizes show real accuracy (see ``context.FULL``). ``--arch ARCH`` runs
+one box detector's pipeline instead (``libtlt.demo.arch_steps``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,18 @@ def run_demo(outdir: str | Path, steps: list[DemoStep] | None = None, seed: int 
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quick", is_flag=True, help="Every step on a few frames and one epoch (minutes, not accuracy).")
+@click.option("--arch", default=None, help="Run one box detector's whole pipeline instead (e.g. ssd, dssd): "
+              "augment, convert, train, evaluate, prune, retrain, export INT8, convert, evaluate, infer.")
 @verbose_option
-def main(outdir: str, seed: int, quick: bool, verbose: bool) -> None:
+def main(outdir: str, seed: int, quick: bool, arch: str | None, verbose: bool) -> None:
     """Run the demo pipeline on small sample data, writing everything under OUTDIR."""
-    run_tool(lambda: run_demo(outdir, seed=seed, size=QUICK if quick else FULL), verbose=verbose)
+
+    def body() -> None:
+        steps = None
+        if arch is not None:
+            from libtlt.demo.arch_steps import arch_steps
+
+            steps = arch_steps(arch)
+        run_demo(outdir, steps=steps, seed=seed, size=QUICK if quick else FULL)
+
+    run_tool(body, verbose=verbose)

@@ -377,6 +377,35 @@ class SsdFamilyArchitecture:
                         "crop_bottom: 384": "crop_bottom: 256"}
         return edit_spec_text(text, replacements, f"the default {self.name} spec")
 
+    def demo_spec(self, *, train_records: str, train_images: str | Path, val_records: str, val_images: str | Path,
+                  width: int, height: int, epochs: int) -> str:
+        """The default spec for a from-scratch model on a CPU (``python -m libtlt.demo --arch``, bench/): resnet10,
+        the data's width and its height cut to a multiple of 32, Adam at 1e-3 (batch 8), no regularizer, no zoom,
+        scales of the SSD paper (0.1 … 1.05: objects of the sample data get about 28 positive anchors per image, the
+        manual's 0.05 … 0.85 about 9), validation on held-out records at the end."""
+        from libtlt.spec.edits import edit_spec_text
+
+        cut = height - height % 32
+        adam = "  optimizer {\n    adam {\n      epsilon: 1e-7\n      beta1: 0.9\n      beta2: 0.999\n    }\n  }\n"
+        replacements = {
+            "/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": train_records,
+            "/workspace/tlt-experiments/data/training": str(train_images),
+            "  validation_fold: 0\n": f'  validation_data_source: {{\n    tfrecords_path: "{val_records}"\n'
+                                      f'    image_directory_path: "{val_images}"\n  }}\n',
+            'scales: "[0.05, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85]"': 'scales: "[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]"',
+            "nlayers: 18": "nlayers: 10", "batch_size_per_gpu: 16": "batch_size_per_gpu: 8",
+            "num_epochs: 80": f"num_epochs: {epochs}", "max_learning_rate: 2e-2": "max_learning_rate: 1e-3",
+            "  regularizer {\n    type: L1": adam + "  regularizer {\n    type: NO_REG",
+            "validation_period_during_training: 10": f"validation_period_during_training: {epochs}",
+            "output_image_width: 1248": f"output_image_width: {width}",
+            "output_image_height: 384": f"output_image_height: {cut}", "crop_right: 1248": f"crop_right: {width}",
+            "crop_bottom: 384": f"crop_bottom: {cut}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
+        }
+        return edit_spec_text(self.default_spec(), replacements, f"the default {self.name} spec")
+
+    def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:
+        return ["-e", str(spec), "-m", str(model), "-i", str(images)]
+
     def sample_inference_args(self, data: Any, model: str | Path) -> list[str]:
         spec = Path(data.root) / f"{self.name}_sample_spec.txt"
         spec.write_text(self.sample_spec(data), encoding="utf-8")
