@@ -109,3 +109,29 @@ def test_the_same_seed_gives_the_same_frame(tmp_path: Path) -> None:
 def test_bad_settings_are_refused(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Augmentation(**settings)  # type: ignore[arg-type]
+
+
+def test_the_spec_switches_the_ssd_options_on() -> None:
+    """``spatial_augmentation``'s zoom_out_probability / zoom_out_max_scale / iou_crop_probability reach the loader;
+    off by default; a zoom-out scale below 1 is a spec error at its line."""
+    from libtlt.data.detection import augmentation_from_spec
+    from libtlt.errors import SpecError
+    from libtlt.registry import get_architecture
+    from libtlt.spec import load_spec_text
+    from libtlt.spec.edits import edit_spec_text
+
+    arch = get_architecture("ssd")
+    default = augmentation_from_spec(load_spec_text(arch.default_spec(), arch.spec_message()))
+    assert default.zoom_out_probability == 0 and default.iou_crop_probability == 0 and not default.ssd_geometry
+    options = "translate_max_y: 8.0\n    zoom_out_probability: 0.5\n    zoom_out_max_scale: 2.0\n" \
+              "    iou_crop_probability: 0.25"
+    spec = load_spec_text(edit_spec_text(arch.default_spec(), {"translate_max_y: 8.0": options}, "spec"),
+                          arch.spec_message())
+    arch.validate(spec)
+    found = augmentation_from_spec(spec)
+    assert (found.zoom_out_probability, found.zoom_out_max_scale, found.iou_crop_probability) == (0.5, 2.0, 0.25)
+    assert found.ssd_geometry
+    bad = load_spec_text(edit_spec_text(arch.default_spec(), {"translate_max_y: 8.0": "zoom_out_max_scale: 0.5"},
+                                        "spec"), arch.spec_message())
+    with pytest.raises(SpecError, match=r"zoom_out_max_scale.*must be >= 1"):
+        arch.validate(bad)

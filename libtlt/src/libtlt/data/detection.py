@@ -507,7 +507,10 @@ def augmentation_from_spec(spec: LoadedSpec[Any]) -> Augmentation:
             hflip_probability=spatial.hflip_probability, vflip_probability=spatial.vflip_probability,
             zoom_min=spatial.zoom_min, zoom_max=spatial.zoom_max, translate_max_x=spatial.translate_max_x,
             translate_max_y=spatial.translate_max_y,
-            rotate_rad_max=spatial.rotate_rad_max if spatial.HasField("rotate_rad_max") else 0.0)
+            rotate_rad_max=spatial.rotate_rad_max if spatial.HasField("rotate_rad_max") else 0.0,
+            zoom_out_probability=spatial.zoom_out_probability,
+            zoom_out_max_scale=max(1.0, spatial.zoom_out_max_scale) if spatial.zoom_out_probability > 0 else 1.0,
+            iou_crop_probability=spatial.iou_crop_probability)
     if config.HasField("color_augmentation") and preprocessing_from_spec(spec).channels == 3:
         result = Augmentation(**{**result.__dict__,
                                  "color_shift_stddev": color.color_shift_stddev,

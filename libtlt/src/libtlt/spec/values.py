@@ -351,6 +351,9 @@ def check_augmentation_config(spec: LoadedSpec[Any], *, min_width: int, min_heig
     check_range(spec, f"{prefix}.translate_max_x", spatial.translate_max_x, 0.0, width)
     check_range(spec, f"{prefix}.translate_max_y", spatial.translate_max_y, 0.0, height)
     check_range(spec, f"{prefix}.rotate_rad_max", spatial.rotate_rad_max, 0.0)
+    check_probability(spec, f"{prefix}.zoom_out_probability", spatial.zoom_out_probability)
+    check_range(spec, f"{prefix}.zoom_out_max_scale", spatial.zoom_out_max_scale, 1.0)
+    check_probability(spec, f"{prefix}.iou_crop_probability", spatial.iou_crop_probability)
 
     color = message.augmentation_config.color_augmentation
     prefix = "augmentation_config.color_augmentation"

@@ -153,7 +153,7 @@ class PreprocessingConfig(_message.Message):
     def __init__(self, output_image_width: _Optional[int] = ..., output_image_height: _Optional[int] = ..., output_image_channel: _Optional[int] = ..., crop_right: _Optional[int] = ..., crop_left: _Optional[int] = ..., crop_top: _Optional[int] = ..., crop_bottom: _Optional[int] = ..., min_bbox_height: _Optional[float] = ..., min_bbox_width: _Optional[float] = ..., scale_height: _Optional[float] = ..., scale_width: _Optional[float] = ..., output_image_min: _Optional[int] = ..., output_image_max: _Optional[int] = ..., enable_auto_resize: _Optional[bool] = ...) -> None: ...
 
 class SpatialAugmentationConfig(_message.Message):
-    __slots__ = ("hflip_probability", "vflip_probability", "zoom_min", "zoom_max", "translate_max_x", "translate_max_y", "rotate_rad_max")
+    __slots__ = ("hflip_probability", "vflip_probability", "zoom_min", "zoom_max", "translate_max_x", "translate_max_y", "rotate_rad_max", "zoom_out_probability", "zoom_out_max_scale", "iou_crop_probability")
     HFLIP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     VFLIP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     ZOOM_MIN_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,9 @@ class SpatialAugmentationConfig(_message.Message):
     TRANSLATE_MAX_X_FIELD_NUMBER: _ClassVar[int]
     TRANSLATE_MAX_Y_FIELD_NUMBER: _ClassVar[int]
     ROTATE_RAD_MAX_FIELD_NUMBER: _ClassVar[int]
+    ZOOM_OUT_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    ZOOM_OUT_MAX_SCALE_FIELD_NUMBER: _ClassVar[int]
+    IOU_CROP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     hflip_probability: float
     vflip_probability: float
     zoom_min: float
@@ -168,7 +171,10 @@ class SpatialAugmentationConfig(_message.Message):
     translate_max_x: float
     translate_max_y: float
     rotate_rad_max: float
-    def __init__(self, hflip_probability: _Optional[float] = ..., vflip_probability: _Optional[float] = ..., zoom_min: _Optional[float] = ..., zoom_max: _Optional[float] = ..., translate_max_x: _Optional[float] = ..., translate_max_y: _Optional[float] = ..., rotate_rad_max: _Optional[float] = ...) -> None: ...
+    zoom_out_probability: float
+    zoom_out_max_scale: float
+    iou_crop_probability: float
+    def __init__(self, hflip_probability: _Optional[float] = ..., vflip_probability: _Optional[float] = ..., zoom_min: _Optional[float] = ..., zoom_max: _Optional[float] = ..., translate_max_x: _Optional[float] = ..., translate_max_y: _Optional[float] = ..., rotate_rad_max: _Optional[float] = ..., zoom_out_probability: _Optional[float] = ..., zoom_out_max_scale: _Optional[float] = ..., iou_crop_probability: _Optional[float] = ...) -> None: ...
 
 class ColorAugmentationConfig(_message.Message):
     __slots__ = ("color_shift_stddev", "hue_rotation_max", "saturation_shift_max", "contrast_scale_max", "contrast_center")
