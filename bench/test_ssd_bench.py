@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset, kitti_convert_spec
+from libtlt.samples import generate_detection_dataset
 
 BIN = Path(sys.executable).parent
 KEY = "bench_key"
@@ -51,10 +51,11 @@ def run(*args: str | Path, timeout: float = 3600) -> subprocess.CompletedProcess
 
 
 def convert(root: Path, frames: int, seed: int) -> Path:
+    """Generated frames in ``root``, converted by the installed tlt-dataset-convert into ``root/tfrecords``."""
+    from libtlt.testing import convert_kitti
+
     generate_detection_dataset(root, num_images=frames, width=WIDTH, height=HEIGHT, seed=seed)
-    (root / "convert.txt").write_text(kitti_convert_spec(root), encoding="utf-8")
-    (root / "tfrecords").mkdir()
-    run(BIN / "tlt-dataset-convert", "-d", root / "convert.txt", "-o", root / "tfrecords" / "kitti")
+    convert_kitti(root, root / "tfrecords")
     return root
 
 
