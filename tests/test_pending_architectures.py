@@ -32,11 +32,13 @@ def test_export_says_so_too() -> None:
     assert result.returncode == 2 and "tlt-export retinanet is not implemented yet (issue 15)" in result.stderr
 
 
-@pytest.mark.parametrize(("tool", "expected"), [("tlt-train", {"classification", "detectnet_v2"}),
-                                                ("tlt-evaluate", {"classification", "detectnet_v2"}),
-                                                ("tlt-infer", {"classification", "detectnet_v2"}),
-                                                ("tlt-int8-tensorfile", {"detectnet_v2"}),
-                                                ("tlt-export", {"classification", "detectnet_v2"})])
+SERVING = {"classification", "detectnet_v2", "ssd", "dssd"}
+
+
+@pytest.mark.parametrize(("tool", "expected"), [("tlt-train", SERVING), ("tlt-evaluate", SERVING),
+                                                ("tlt-infer", SERVING),
+                                                ("tlt-int8-tensorfile", SERVING - {"classification"}),
+                                                ("tlt-export", SERVING)])
 def test_list_archs_names_what_the_tool_serves(tool: str, expected: set[str]) -> None:
     result = subprocess.run([str(BIN / tool), "--list-archs"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -53,4 +55,4 @@ def test_an_architecture_that_does_not_serve_a_tool_says_so() -> None:
 def test_an_unknown_name_lists_the_served_ones() -> None:
     result = subprocess.run([str(BIN / "tlt-evaluate"), "yolo_v9"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "unknown architecture 'yolo_v9' (known: classification, detectnet_v2)" in result.stderr
+    assert "unknown architecture 'yolo_v9' (known: classification, detectnet_v2, dssd, ssd)" in result.stderr
