@@ -87,12 +87,6 @@ class SsdFamilyArchitecture:
                 raise spec.error(f"{self.config_field}.aspect_ratios", "every prediction layer needs an aspect ratio")
             if config.HasField("neg_pos_ratio") and config.neg_pos_ratio <= 0:
                 raise spec.error(f"{self.config_field}.neg_pos_ratio", "must be positive")
-            _, height, width = self.input_shape(spec)
-            from libtlt.layers.ssd_network import feature_sizes
-
-            smallest = feature_sizes(self.backbone(spec), (height, width))[-1]
-            if min(smallest) < 1:  # pragma: no cover - ceil division never gives 0 for sizes >= 1
-                raise spec.error("augmentation_config.preprocessing", "the input is too small for six maps")
 
     def _config(self, spec: Any) -> Any:
         return getattr(spec.message, self.config_field)
