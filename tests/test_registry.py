@@ -135,7 +135,7 @@ def test_verbs_and_pending_architectures(site: Path) -> None:
         print(json.dumps({"served": served, "toy": toy, "yolo": yolo,
                           "alias": r.get_architecture("yolo").name}))
     """)
-    assert "toy" in result["served"] and "retinanet" not in result["served"] and "classification" in result["served"]
+    assert "toy" in result["served"] and "mask_rcnn" not in result["served"] and "classification" in result["served"]
     assert result["toy"] == "tlt-int8-tensorfile toy is not implemented yet (the toy architecture does not serve " \
                             "tlt-int8-tensorfile)."
     assert result["yolo"] == "tlt-train yolo is not implemented yet (issue 15)."

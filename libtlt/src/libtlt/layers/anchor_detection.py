@@ -1,4 +1,4 @@
-"""What the anchor-based single-stage detectors share (SSD, DSSD; RetinaNet next): anchors from the spec, training
+"""What the anchor-based single-stage detectors share (SSD, DSSD, RetinaNet): anchors from the spec, training
 targets, losses, decoding and the deployed graph's tail (DETECTORS-SINGLE-STAGE.md §1, §2, §6, §7).
 
 Data flow, identical in training, evaluation, inference and export:
@@ -104,7 +104,8 @@ def anchor_config(spec: Any, prefix: str, config: Any, num_layers: int) -> Ancho
 # ----------------------------------------------------------------------------------------------- targets
 
 def target_encoder(anchors: np.ndarray, variances: Sequence[float], image_wh: tuple[int, int], *,
-                   positive_threshold: float = 0.5, negative_threshold: float = 0.3) -> Any:
+                   positive_threshold: float = 0.5, negative_threshold: float = 0.3,
+                   conf_name: str = CONF_OUTPUT) -> Any:
     """A ``tf.data`` map function ``(boxes [M, 4] pixels, class ids [M], −1 = none)`` →
     ``{CONF_OUTPUT: [A, 1] float (0 background, k + 1 class k, −1 neutral), LOC_OUTPUT: [A, 5] (offsets, positive)}``.
     """
@@ -130,7 +131,7 @@ def target_encoder(anchors: np.ndarray, variances: Sequence[float], image_wh: tu
         conf = tf.where(labels == box_ops.POSITIVE, class_of, tf.where(labels == box_ops.IGNORE, -1, 0))
         positive = tf.cast(labels == box_ops.POSITIVE, tf.float32)
         offsets = box_ops.encode_centre_size_tf(matched, anchor_t, variances) * positive[:, None]
-        return {CONF_OUTPUT: tf.cast(conf, tf.float32)[:, None],
+        return {conf_name: tf.cast(conf, tf.float32)[:, None],
                 LOC_OUTPUT: tf.concat([offsets, positive[:, None]], axis=1)}
 
     return encode
@@ -140,12 +141,14 @@ def target_encoder(anchors: np.ndarray, variances: Sequence[float], image_wh: tu
 
 @dataclass(frozen=True)
 class LossConfig:
-    """``loc_weight`` × localisation + classification; focal (``alpha``, ``gamma``) unless ``neg_pos_ratio``."""
+    """``loc_weight`` × localisation + classification; focal (``alpha``, ``gamma``) unless ``neg_pos_ratio``.
+    ``sigmoid``: the class output holds one sigmoid per object class and no background column (RetinaNet)."""
 
     loc_weight: float = 1.0
     alpha: float = 0.25
     gamma: float = 2.0
     neg_pos_ratio: float | None = None
+    sigmoid: bool = False
 
 
 def _positives(labels: Any) -> Any:
@@ -154,10 +157,21 @@ def _positives(labels: Any) -> Any:
     return tf.maximum(tf.reduce_sum(tf.cast(labels > 0, tf.float32)), 1.0)
 
 
-def make_losses(config: LossConfig) -> dict[str, Any]:
+def make_losses(config: LossConfig, *, conf_name: str = CONF_OUTPUT) -> dict[str, Any]:
     """Keras losses by output name. Each returns per-image sums × batch / positives of the batch, so Keras' mean
-    over the batch is the batch's total divided by its positives (DETECTORS-SINGLE-STAGE.md §2.3)."""
+    over the batch is the batch's total divided by its positives (DETECTORS-SINGLE-STAGE.md §2.3, §4.3)."""
     import tensorflow as tf
+
+    def sigmoid_class_loss(y_true: Any, y_pred: Any) -> Any:
+        """Focal loss summed over the C sigmoids; background is all zeros (§4.3)."""
+        labels = tf.cast(y_true[..., 0], tf.int32)
+        probs = tf.clip_by_value(tf.cast(y_pred, tf.float32), MIN_PROBABILITY, 1.0 - 1e-7)
+        target = tf.one_hot(labels - 1, tf.shape(probs)[-1], dtype=tf.float32)  # 0 and −1 → no class
+        p_t = tf.where(target > 0, probs, 1.0 - probs)
+        alpha = tf.where(target > 0, config.alpha, 1.0 - config.alpha)
+        loss = tf.reduce_sum(alpha * tf.pow(1.0 - p_t, config.gamma) * -tf.math.log(p_t), axis=-1)
+        per_image = tf.reduce_sum(tf.where(labels >= 0, loss, 0.0), axis=1)
+        return per_image * tf.cast(tf.shape(labels)[0], tf.float32) / _positives(labels)
 
     def class_loss(y_true: Any, y_pred: Any) -> Any:
         labels = tf.cast(y_true[..., 0], tf.int32)
@@ -185,7 +199,7 @@ def make_losses(config: LossConfig) -> dict[str, Any]:
         batch = tf.cast(tf.shape(positive)[0], tf.float32)
         return config.loc_weight * per_image * batch / tf.maximum(tf.reduce_sum(positive), 1.0)
 
-    return {CONF_OUTPUT: class_loss, LOC_OUTPUT: box_loss}
+    return {conf_name: sigmoid_class_loss if config.sigmoid else class_loss, LOC_OUTPUT: box_loss}
 
 
 # ------------------------------------------------------------------------------------------------ decoding
@@ -223,8 +237,15 @@ class Detections:
     class_ids: np.ndarray
 
 
-def from_nms(rows: Any, count: Any, width: int, height: int, threshold: float = -math.inf) -> list[Detections]:
-    """``NMS`` ``[N, 1, K, 7]`` + ``NMS_1`` → per-image :class:`Detections` above ``threshold`` (labels 1..C → 0..C−1)."""
+def first_label(config: Any) -> int:
+    """The NMS label of the first object class: 1 behind a background column 0 (SSD), else ``label_offset``."""
+    return (1 if config.background_class == 0 else 0) + int(config.label_offset)
+
+
+def from_nms(rows: Any, count: Any, width: int, height: int, threshold: float = -math.inf, *,
+             first: int = 1) -> list[Detections]:
+    """``NMS`` ``[N, 1, K, 7]`` + ``NMS_1`` → per-image :class:`Detections` above ``threshold`` (labels
+    ``first``.. → class ids 0..C−1)."""
     from libtlt.runtime.onnx_nms import unpack_nms
 
     scale = np.array([width, height, width, height], np.float64)
@@ -234,22 +255,22 @@ def from_nms(rows: Any, count: Any, width: int, height: int, threshold: float = 
         keep = (image.scores > threshold) & (image.boxes[:, 2] > image.boxes[:, 0]) & \
             (image.boxes[:, 3] > image.boxes[:, 1])
         result.append(Detections(image.boxes[keep].astype(np.float64) * scale, image.scores[keep].astype(np.float64),
-                                 image.labels[keep] - 1))
+                                 image.labels[keep] - first))
     return result
 
 
 def detect(outputs: Any, anchors: np.ndarray, variances: Sequence[float], config: Any, width: int, height: int,
-           threshold: float = -math.inf) -> list[Detections]:
+           threshold: float = -math.inf, *, conf_name: str = CONF_OUTPUT) -> list[Detections]:
     """Detections of a batch's outputs: the deployed graph's ``NMS``/``NMS_1`` when present, else the raw
-    ``mbox_conf_softmax``/``mbox_loc`` decoded and reduced by the same NMS in NumPy."""
+    class output ``conf_name`` and ``mbox_loc`` decoded and reduced by the same NMS in NumPy."""
     from libtlt.runtime.onnx_nms import nms_reference
 
-    names = config.output_names
+    names, first = config.output_names, first_label(config)
     if names[0] in outputs and names[1] in outputs:
-        return from_nms(outputs[names[0]], outputs[names[1]], width, height, threshold)
+        return from_nms(outputs[names[0]], outputs[names[1]], width, height, threshold, first=first)
     boxes = decode_boxes(np.asarray(outputs[LOC_OUTPUT]), anchors, variances)
-    rows, count = nms_reference(boxes, np.asarray(outputs[CONF_OUTPUT], np.float32), config)
-    return from_nms(rows, count, width, height, threshold)
+    rows, count = nms_reference(boxes, np.asarray(outputs[conf_name], np.float32), config)
+    return from_nms(rows, count, width, height, threshold, first=first)
 
 
 # -------------------------------------------------------------------------------------------------- export
@@ -257,7 +278,8 @@ def detect(outputs: Any, anchors: np.ndarray, variances: Sequence[float], config
 def append_decoder_and_nms(model: Any, anchors: np.ndarray, variances: Sequence[float], config: Any, *,
                            conf: str = CONF_OUTPUT, loc: str = LOC_OUTPUT) -> Any:
     """The exported graph with the box decoder (anchors as one constant) and the standard-ONNX NMS tail after its
-    raw outputs ``conf`` ``[N, A, C + 1]`` and ``loc`` ``[N, A, 4]``: outputs ``NMS``, ``NMS_1`` (DeepStream's)."""
+    raw outputs ``conf`` ``[N, A, C + 1]`` (or ``[N, A, C]`` with ``config.background_class`` None) and ``loc``
+    ``[N, A, 4]``: outputs ``NMS``, ``NMS_1`` (DeepStream's)."""
     import copy
 
     from onnx import helper, numpy_helper

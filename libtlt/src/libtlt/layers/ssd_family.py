@@ -61,6 +61,13 @@ class SsdFamilyArchitecture:
 
     task = BOX_DETECTOR
     verbs = frozenset({"train", "evaluate", "infer", "export", "tensorfile"})
+    #: What a subclass with another network changes (RetinaNet): prediction layers, the class output's name,
+    #: whether its column 0 is background (softmax) or every column an object class (sigmoids), and where the
+    #: neutral IoU band of the matching starts.
+    num_layers = NUM_LAYERS
+    conf_output = ad.CONF_OUTPUT
+    background_first = True
+    negative_threshold = 0.3
 
     def __init__(self, name: str, *, dssd: bool, package: str, proto: Any, validate: Any):
         self.name = name
@@ -85,7 +92,8 @@ class SsdFamilyArchitecture:
             boxes = self.anchor_config(spec).boxes_per_cell()
             if any(n < 1 for n in boxes):
                 raise spec.error(f"{self.config_field}.aspect_ratios", "every prediction layer needs an aspect ratio")
-            if config.HasField("neg_pos_ratio") and config.neg_pos_ratio <= 0:
+            if "neg_pos_ratio" in config.DESCRIPTOR.fields_by_name and config.HasField("neg_pos_ratio") \
+                    and config.neg_pos_ratio <= 0:
                 raise spec.error(f"{self.config_field}.neg_pos_ratio", "must be positive")
 
     def _config(self, spec: Any) -> Any:
@@ -101,13 +109,20 @@ class SsdFamilyArchitecture:
             raise spec.error(f"{self.config_field}.nlayers", str(err)) from None
 
     def anchor_config(self, spec: Any) -> ad.AnchorConfig:
-        return ad.anchor_config(spec, self.config_field, self._config(spec), NUM_LAYERS)
+        return ad.anchor_config(spec, self.config_field, self._config(spec), self.num_layers)
 
-    def anchors(self, spec: Any) -> np.ndarray:
+    def feature_sizes(self, spec: Any) -> list[tuple[int, int]]:
+        """(h, w) of each prediction layer's map."""
         from libtlt.layers.ssd_network import feature_sizes
 
-        _, height, width = self.input_shape(spec)
-        return self.anchor_config(spec).anchors((height, width), feature_sizes(self.backbone(spec), (height, width)))
+        return feature_sizes(self.backbone(spec), self.input_shape(spec)[1:])
+
+    def anchors(self, spec: Any) -> np.ndarray:
+        return self.anchor_config(spec).anchors(self.input_shape(spec)[1:], self.feature_sizes(spec))
+
+    def labels(self, classes: Sequence[str]) -> list[str]:
+        """labels.txt's lines: the NMS output's label k names line k."""
+        return ["background", *classes] if self.background_first else list(classes)
 
     def class_names(self, spec: Any) -> list[str]:
         """The object classes in output order (after the background column): sorted, as TAO."""
@@ -122,7 +137,7 @@ class SsdFamilyArchitecture:
         return pre.channels, pre.output_height, pre.output_width
 
     def nms(self, spec: Any) -> Any:
-        return ad.nms_config(spec.message.nms_config)
+        return ad.nms_config(spec.message.nms_config, background_class=0 if self.background_first else None)
 
     def loss_config(self, spec: Any) -> ad.LossConfig:
         config = self._config(spec)
@@ -180,10 +195,11 @@ class SsdFamilyArchitecture:
 
     def label_encoder(self, spec: Any) -> Any:
         _, height, width = self.input_shape(spec)
-        return ad.target_encoder(self.anchors(spec), self.anchor_config(spec).variances, (width, height))
+        return ad.target_encoder(self.anchors(spec), self.anchor_config(spec).variances, (width, height),
+                                 negative_threshold=self.negative_threshold, conf_name=self.conf_output)
 
     def loss(self, spec: Any) -> Any:
-        return ad.make_losses(self.loss_config(spec))
+        return ad.make_losses(self.loss_config(spec), conf_name=self.conf_output)
 
     def metrics(self, spec: Any) -> list[Any]:
         return []  # mAP comes from the validation callback
@@ -191,15 +207,15 @@ class SsdFamilyArchitecture:
     def post_process(self, spec: Any) -> Any:
         anchors, variances, nms = self.anchors(spec), self.anchor_config(spec).variances, self.nms(spec)
         _, height, width = self.input_shape(spec)
-        return lambda outputs: ad.detect(outputs, anchors, variances, nms, width, height)
+        return lambda outputs: ad.detect(outputs, anchors, variances, nms, width, height, conf_name=self.conf_output)
 
     def export_outputs(self, spec: Any) -> list[str]:
-        return [ad.CONF_OUTPUT, ad.LOC_OUTPUT]
+        return [self.conf_output, ad.LOC_OUTPUT]
 
     def export_tail(self, spec: Any, onnx_model: Any) -> Any:
         """The exported graph with the box decoder and the standard-ONNX NMS after the raw outputs."""
         return ad.append_decoder_and_nms(onnx_model, self.anchors(spec), self.anchor_config(spec).variances,
-                                         self.nms(spec))
+                                         self.nms(spec), conf=self.conf_output)
 
     def deployed_output_names(self, spec: Any) -> list[str]:
         return list(self.nms(spec).output_names)
@@ -214,13 +230,13 @@ class SsdFamilyArchitecture:
         channels = self.input_shape(spec)[0]
         return {"architecture": self.name, "classes": list(classes), "input_shape": list(self.input_shape(spec)),
                 "input_layout": "NCHW", "image_scale": 1.0, "image_offsets": list(self._offsets(channels)),
-                "color_format": "bgr" if channels == 3 else "gray", "background_first": True,
+                "color_format": "bgr" if channels == 3 else "gray", "background_first": self.background_first,
                 "output_names": self.export_outputs(spec), "num_anchors": len(self.anchors(spec)),
                 "spec": text}
 
     def deepstream_settings(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
-        """nvinfer keys beyond the common ones, and labels.txt's lines (background first) (§13.3.3, §13.3.6)."""
-        return {"labels": ["background", *classes], "num-detected-classes": len(classes) + 1,
+        """nvinfer keys beyond the common ones, and labels.txt's lines (§13.3.3, §13.3.5-7)."""
+        return {"labels": self.labels(classes), "num-detected-classes": len(self.labels(classes)),
                 "parse-bbox-func-name": "NvDsInferParseCustomNMSTLT",
                 "custom-lib-path": "<path to libnvds_infercustomparser_tlt.so>", "maintain-aspect-ratio": 0}
 
@@ -256,7 +272,7 @@ class SsdFamilyArchitecture:
         ds = ds.map(lambda image, boxes, ids, index: (self._bgr(image), encode(boxes, ids)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        labels = "".join(f"{name}\n" for name in ["background", *classes])
+        labels = "".join(f"{name}\n" for name in self.labels(classes))
         return TrainingData(train=ds, steps_per_epoch=steps(len(train), batch_size, drop_remainder=True),
                             num_samples=len(train), classes=classes, files={"labels.txt": labels},
                             metadata=self.metadata(spec, classes),
@@ -303,7 +319,7 @@ class SsdFamilyArchitecture:
         """Detections above ``nms_config.confidence_threshold`` (boxes in network-input pixels)."""
         _, height, width = self.input_shape(spec)
         found = ad.detect(outputs, self.anchors(spec), self.anchor_config(spec).variances, self.nms(spec), width,
-                          height)
+                          height, conf_name=self.conf_output)
         return [ad.Detections(np.clip(d.boxes, 0.0, [w, h, w, h]), d.confidences, d.class_ids)
                 for d, (w, h) in zip(found, image_sizes, strict=True)]
 
@@ -340,7 +356,8 @@ class SsdFamilyArchitecture:
             return np.ascontiguousarray((chw[::-1] if channels == 3 else chw) - offsets, np.float32)
 
         def decode(outputs: Any, count: int) -> list[ad.Detections]:
-            return ad.detect(outputs, anchors, variances, nms, width, height, threshold)[:count]
+            return ad.detect(outputs, anchors, variances, nms, width, height, threshold,
+                             conf_name=self.conf_output)[:count]
 
         return InferenceSetup(predictor=predictor, model_path=str(model), classes=classes,
                               input_shape=(channels, height, width), batch_size=4, preprocess=preprocess,
@@ -395,8 +412,8 @@ class SsdFamilyArchitecture:
             "output_image_height: 384": f"output_image_height: {cut}", "crop_right: 1248": f"crop_right: {width}",
             "crop_bottom: 384": f"crop_bottom: {cut}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
         }
-        if self.dssd:  # the module at its smallest documented width: DSSD stays within twice SSD's time on a CPU
-            replacements["pred_num_channels: 512"] = "pred_num_channels: 256"
+        if self.dssd:  # without the prediction modules, as the manual's §7.5.6 sample: a CPU run stays ~10 minutes
+            replacements["pred_num_channels: 512"] = "pred_num_channels: 0"
         return edit_spec_text(self.default_spec(), replacements, f"the default {self.name} spec")
 
     def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:

@@ -121,8 +121,10 @@ class _Layers:
         return self.keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=bias,
                                         kernel_initializer="he_normal", name=name)(x)
 
-    def bn(self, x: Any, name: str) -> Any:
-        return self.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-3, name=name)(x)
+    def bn(self, x: Any, name: str, *, starts_at_one: bool = False) -> Any:
+        """``starts_at_one``: γ = 0, β = 1, so the layer outputs 1 until it learns otherwise."""
+        initial = {"gamma_initializer": "zeros", "beta_initializer": "ones"} if starts_at_one else {}
+        return self.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-3, name=name, **initial)(x)
 
     def relu(self, x: Any, name: str) -> Any:
         return self.keras.layers.ReLU(name=name)(x)
@@ -158,7 +160,11 @@ def _deconvolution(f: _Layers, small: Any, large: Any, index: int) -> Any:
                           _kernel_and_padding(int(small.shape[2]), int(large.shape[2])))
     if ph or pw:
         up = f.keras.layers.ZeroPadding2D(((ph, ph), (pw, pw)), name=f"{prefix}_pad")(up)
-    up = f.bn(f.conv(up, channels, (kh, kw), f"{prefix}_conv_b", padding="valid"), f"{prefix}_bn_b")
+    # The product starts as the identity on the lateral path (the top-down factor is 1 until it learns), as
+    # zero-γ starts a residual block: with both factors random the product is noise that the heads cannot use,
+    # and from scratch DSSD stayed near mAP 0 where SSD learned (docs/ssd.md, "DSSD's deconvolution module").
+    up = f.bn(f.conv(up, channels, (kh, kw), f"{prefix}_conv_b", padding="valid"), f"{prefix}_bn_b",
+              starts_at_one=True)
     merged = f.keras.layers.Multiply(name=f"{prefix}_mul")([y, up])
     return f.relu(merged, f"{prefix}_relu")
 

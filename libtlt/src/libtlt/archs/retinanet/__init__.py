@@ -1,10 +1,124 @@
-"""RetinaNet: FPN detector trained with focal loss (000 §7.6, §7.8); spec validation in validation.py;
-registered (so its spec loads and every tool says what brings it) but serving no verb yet."""
+"""RetinaNet (000 §7.6, §7.8): one folder, one entry point. The network (FPN + shared subnets) is network.py; the
+anchors, targets, decoding, evaluation and the export tail are the SSD family's (``libtlt.layers.ssd_family``)
+with TLT 2.0's RetinaNet layout: one sigmoid per object class and no background column, so the NMS labels and
+labels.txt are the sorted classes 0..C−1 (DeepStream's backgroundLabelId −1). Spec validation in validation.py,
+the default spec (the manual's §7.8 sample) in default_spec.txt.
 
-from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
-from libtlt.spec.experiments import SpecKind
+Differences from SSD (DETECTORS-SINGLE-STAGE.md §1.1, §4): five maps P3–P7, every size × the three octaves 2^0,
+2^(1/3), 2^(2/3) (the seed's "three underlying scaling factors"); neutral IoU band [0.4, 0.5); sigmoid focal loss
+over the C classes (``focal_loss_alpha``, ``focal_loss_gamma``), ``loss_loc_weight`` × smooth-L1; the spec's depth
+is ``nlayers`` or the §7.8 sample's ``n_layers``.
+"""
 
-ARCHITECTURE = DeclaredArchitecture(
-    "retinanet", BOX_DETECTOR, pending="issue 15",
-    spec=SpecKind("retinanet", "retinanet_pb2", "Experiment", "libtlt.archs.retinanet.validation:validate"),
-)
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from libtlt.archs.retinanet import validation
+from libtlt.archs.retinanet.network import CONF_OUTPUT, NUM_MAPS, RetinaNetNetworkConfig, build_retinanet
+from libtlt.archs.retinanet.network import feature_sizes as fpn_sizes
+from libtlt.layers import anchor_detection as ad
+from libtlt.layers.ssd_family import SsdFamilyArchitecture, _f
+from libtlt.spec.protos import retinanet_pb2
+
+#: Octave factors per anchor size (the seed's "three underlying scaling factors").
+OCTAVES = (1.0, 2.0 ** (1.0 / 3.0), 2.0 ** (2.0 / 3.0))
+
+
+class RetinaNetArchitecture(SsdFamilyArchitecture):
+    """RetinaNet on the SSD family's anchor machinery."""
+
+    num_layers = NUM_MAPS
+    conf_output = CONF_OUTPUT
+    background_first = False
+    negative_threshold = 0.4
+
+    def __init__(self) -> None:
+        super().__init__("retinanet", dssd=False, package="libtlt.archs.retinanet", proto=retinanet_pb2,
+                         validate=validation.validate)
+
+    def validate(self, spec: Any) -> None:
+        super().validate(spec)
+        if isinstance(spec.message, retinanet_pb2.Experiment):
+            boxes = self.anchor_config(spec).boxes_per_cell()
+            if len(set(boxes)) > 1:
+                raise spec.error("retinanet_config.aspect_ratios",
+                                 f"the subnets are shared by the five maps, so every map needs the same number of "
+                                 f"anchors; these lists give {boxes}")
+
+    def backbone(self, spec: Any) -> str:
+        from libtlt.spec.backbones import backbone_name
+
+        config = self._config(spec)
+        depth = config.n_layers if config.HasField("n_layers") else config.nlayers if config.HasField("nlayers") else None
+        field = "n_layers" if config.HasField("n_layers") else "nlayers"
+        try:
+            return backbone_name(config.arch or "resnet", depth)
+        except ValueError as err:
+            raise spec.error(f"{self.config_field}.{field}", str(err)) from None
+
+    def anchor_config(self, spec: Any) -> ad.AnchorConfig:
+        return dataclasses.replace(super().anchor_config(spec), octaves=OCTAVES)
+
+    def feature_sizes(self, spec: Any) -> list[tuple[int, int]]:
+        return fpn_sizes(self.input_shape(spec)[1:])
+
+    def loss_config(self, spec: Any) -> ad.LossConfig:
+        config = self._config(spec)
+        return ad.LossConfig(loc_weight=_f(config.loss_loc_weight), alpha=_f(config.focal_loss_alpha),
+                             gamma=_f(config.focal_loss_gamma), sigmoid=True)
+
+    def build(self, spec: Any, classes: Sequence[str] | None = None) -> Any:
+        names = list(classes) if classes is not None else self.class_names(spec)
+        config = self._config(spec)
+        return build_retinanet(RetinaNetNetworkConfig(
+            backbone=self.backbone(spec), input_shape=self.input_shape(spec), num_classes=len(names),
+            boxes_per_cell=self.anchor_config(spec).boxes_per_cell()[0], n_kernels=int(config.n_kernels),
+            feature_size=int(config.feature_size), freeze_bn=bool(config.freeze_bn),
+            freeze_blocks=tuple(int(b) for b in config.freeze_blocks)))
+
+    def demo_spec(self, *, train_records: str, train_images: str | Path, val_records: str, val_images: str | Path,
+                  width: int, height: int, epochs: int) -> str:
+        """The default spec for a from-scratch model on a CPU: as SSD's (resnet10, Adam 1e-3, batch 8, no
+        regularizer, no zoom), subnets of 128 channels, scales that give the sample data's objects positive
+        anchors on P3–P5."""
+        from libtlt.spec.edits import edit_spec_text
+
+        cut = height - height % 32
+        adam = "  optimizer {\n    adam {\n      epsilon: 1e-7\n      beta1: 0.9\n      beta2: 0.999\n    }\n  }\n"
+        replacements = {
+            "/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": train_records,
+            "/workspace/tlt-experiments/data/training": str(train_images),
+            "  validation_fold: 0\n": f'  validation_data_source: {{\n    tfrecords_path: "{val_records}"\n'
+                                      f'    image_directory_path: "{val_images}"\n  }}\n',
+            'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"': 'scales: "[0.1, 0.2, 0.4, 0.6, 0.8, 1.0]"',
+            "n_layers: 18": "n_layers: 10", "feature_size: 256": "feature_size: 128",
+            "batch_size_per_gpu: 24": "batch_size_per_gpu: 8",
+            "num_epochs: 100": f"num_epochs: {epochs}", "max_learning_rate: 1.5e-2": "max_learning_rate: 1e-3",
+            "  regularizer {\n    type: L1": adam + "  regularizer {\n    type: NO_REG",
+            "validation_period_during_training: 10": f"validation_period_during_training: {epochs}",
+            "output_image_width: 1248": f"output_image_width: {width}",
+            "output_image_height: 384": f"output_image_height: {cut}", "crop_right: 1248": f"crop_right: {width}",
+            "crop_bottom: 384": f"crop_bottom: {cut}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
+        }
+        return edit_spec_text(self.default_spec(), replacements, "the default retinanet spec")
+
+    def sample_spec(self, data: Any) -> str:
+        """The default spec on ``libtlt.testing.SampleData`` (480x256), one epoch of resnet10, small subnets."""
+        from libtlt.spec.edits import edit_spec_text
+
+        replacements = {"/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": data.train,
+                        "/workspace/tlt-experiments/data/training": str(Path(data.images).parent),
+                        "n_layers: 18": "n_layers: 10", "feature_size: 256": "feature_size: 32",
+                        "batch_size_per_gpu: 24": "batch_size_per_gpu: 2", "num_epochs: 100": "num_epochs: 1",
+                        "validation_period_during_training: 10": "validation_period_during_training: 1",
+                        "output_image_width: 1248": "output_image_width: 480",
+                        "output_image_height: 384": "output_image_height: 256", "crop_right: 1248": "crop_right: 480",
+                        "crop_bottom: 384": "crop_bottom: 256"}
+        return edit_spec_text(self.default_spec(), replacements, "the default retinanet spec")
+
+
+ARCHITECTURE = RetinaNetArchitecture()

@@ -1,4 +1,4 @@
-"""SSD and DSSD as a user meets them through the installed commands: spec mistakes the manuals warn about are one
+"""SSD, DSSD and RetinaNet as a user meets them through the installed commands: spec mistakes the manuals warn about are one
 line naming file:line and field, exit status 2, before any training starts (nothing written); a model that is not
 an SSD, an engine's outputs, and tlt-infer's own options."""
 
@@ -36,6 +36,12 @@ MISTAKES = [
     ("ssd", {"output_image_width: 1248": "output_image_width: 1250"}, "output_image_width", "32"),
     ("ssd", {"variances: \"[0.1, 0.1, 0.2, 0.2]\"": "variances: \"[0.1, 0.1, 0.2, 0.2]\"\n  neg_pos_ratio: -3"},
      "ssd_config.neg_pos_ratio", "must be positive"),
+    ("retinanet", {'aspect_ratios_global: "[1.0, 2.0, 0.5]"':
+                   'aspect_ratios: "[[1.0, 2.0, 0.5], [1.0, 2.0], [1.0], [1.0], [1.0]]"'},
+     "retinanet_config.aspect_ratios", "same number of anchors"),
+    ("retinanet", {"n_layers: 18": "n_layers: 18\n  nlayers: 34"}, "retinanet_config.n_layers", "conflicts"),
+    ("retinanet", {'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"': 'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7, 1]"'},
+     "retinanet_config.scales", "needs 6 values"),
 ]
 
 
