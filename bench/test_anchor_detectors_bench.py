@@ -8,7 +8,8 @@ with calibration from the spec's training loader and an INT8 engine), ``tlt-conv
 ``tlt-evaluate`` on each. Goals: mAP@0.5 ≥ 0.6 on the validation frames; engines within 0.01 (FP32, FP16) and 0.03
 (INT8) of the ``.tlt``'s mAP. Every number is printed and kept in the benchmark's extra_info.
 
-Speed, on the trained SSD of the first test (so the NMS sees a trained network's scores), batch 8 at 384×256:
+Speed, batch 8 at 384×256 (the engine test on the trained SSD of the first test, so that the NMS sees a trained
+network's scores):
 ``tlt-train``'s pipeline (records → decode → augmentation → targets → fit) against a bare ``model.fit`` of the
 same compiled model on one in-memory batch (goal ≥ 0.9×); the ORT INT8 engine, NMS included, against the Keras
 ``.tlt`` with the NumPy decoding and NMS that tlt-infer runs on it (goal ≥ 3×); the share of the FP32 engine's
@@ -20,7 +21,8 @@ Measured 2026-12-04 (2 cores, other work niced in the background; 320 frames, 12
 SSD: 658 s of training, mAP .tlt 0.6449, .etlt 0.6449, FP16 engine 0.6448, INT8 engine 0.6453 (met).
 DSSD (2026-12-05, γ-0 start of the deconvolution modules, no prediction modules, 8 epochs): 769 s, mAP .tlt 0.6966,
 .etlt 0.6966, FP16 0.6963, INT8 0.6959 (met; before the γ-0 start: 0.0124 in 1316 s).
-Training pipeline 7.76 images/s against a bare fit's 9.69: 0.80 (goal 0.9, missed). ORT INT8 engine 82.6 images/s
+Training pipeline (2026-12-05, one tf.data thread on a CPU, ``share_cpu_with_training``) 9.83 images/s against a bare
+fit's 10.42: 0.943 (goal 0.9, met; with tf.data's default pool 7.76 against 9.69: 0.80). ORT INT8 engine 82.6 images/s
 against Keras + NumPy decoding 15.0: 5.5× (goal 3×, met); FP32 engine 34.14 with the tail, 33.83 without: the
 decoder + NMS tail is within the noise (goal ≤ 10 %, met).
 """
@@ -28,6 +30,7 @@ decoder + NMS tail is within the noise (goal ≤ 10 %, met).
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -134,29 +137,31 @@ def fastest(run: Any, rounds: int = 5) -> float:
     return best
 
 
-def test_training_pipeline_vs_bare_fit(benchmark: Any) -> None:
+def test_training_pipeline_vs_bare_fit(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Throughput only, so an untrained SSD will do; each side is measured twice, alternating, and its best run
+    counts (a fit's tf.data iterator keeps prefetching for a while after the fit, which would slow what follows)."""
     import keras
     import tensorflow as tf
 
     from libtlt.registry import get_architecture
     from libtlt.spec import load_spec
 
-    if "ssd" not in TRAINED:
-        pytest.skip("needs test_learns_and_deploys[ssd] first")
     arch = get_architecture("ssd")
-    spec = load_spec(TRAINED["ssd"][0], arch.spec_message())
-    data = arch.training_data(spec, batch_size=BATCH, seed=0)
+    spec_path = tmp_path / "spec.txt"
+    spec_path.write_text(spec_text(arch, *data), encoding="utf-8")
+    spec = load_spec(spec_path, arch.spec_message())
+    training = arch.training_data(spec, batch_size=BATCH, seed=0)
     model = arch.build(spec)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=arch.loss(spec))
-    images, targets = next(iter(data.train))
+    images, targets = next(iter(training.train))
     in_memory = tf.data.Dataset.from_tensors((images, targets)).repeat()
-    steps = 20
-    seconds = {}
-    for name, dataset in (("bare", in_memory), ("pipeline", data.train)):
+    steps = 40
+    seconds = {"bare": math.inf, "pipeline": math.inf}
+    for name, dataset in (("bare", in_memory), ("pipeline", training.train)) * 2:
         model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
         started = time.perf_counter()
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        seconds[name] = time.perf_counter() - started
+        seconds[name] = min(seconds[name], time.perf_counter() - started)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     ratio = seconds["bare"] / seconds["pipeline"]
     numbers = {f"{k}_images_per_s": round(steps * BATCH / v, 2) for k, v in seconds.items()}

@@ -42,6 +42,8 @@ MISTAKES = [
     ("retinanet", {"n_layers: 18": "n_layers: 18\n  nlayers: 34"}, "retinanet_config.n_layers", "conflicts"),
     ("retinanet", {'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"': 'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7, 1]"'},
      "retinanet_config.scales", "needs 6 values"),
+    ("retinanet", {"n_kernels: 1": "n_kernels: 1\n  n_anchor_levels: 0"}, "retinanet_config.n_anchor_levels",
+     "must be > 0"),
 ]
 
 

@@ -46,6 +46,11 @@ def test_first_anchors_match_the_documented_values() -> None:
                                              [-3.257145, -3.257145, 11.257145, 11.257145]], atol=1e-4)
 
 
+def test_n_anchor_levels_sets_the_octaves() -> None:
+    config = ARCH.anchor_config(spec(**{"n_kernels: 1": "n_kernels: 1\n  n_anchor_levels: 2"}))
+    assert config.octaves == pytest.approx((1.0, math.sqrt(2.0))) and config.boxes_per_cell() == [6] * 5
+
+
 @pytest.mark.parametrize(("p", "y", "expected"), [(0.9, 1, 0.000263401), (0.1, 0, 0.000790204),
                                                   (0.5, 1, 0.0433217), (0.5, 0, 0.129965)])
 def test_sigmoid_focal_loss_check_values(p: float, y: int, expected: float) -> None:

@@ -472,6 +472,25 @@ def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentatio
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def share_cpu_with_training(ds: Any) -> Any:
+    """``ds`` with a small thread pool of its own when no GPU trains: the model's ops then use every core, and
+    tf.data's default pool preempts them, so that a stalled thread holds up each parallel op. Measured (SSD,
+    resnet10 at 384×256, batch 8, 2 cores): 7.8 images/s with the default pool, 9.7 with one pipeline thread,
+    against 10.7 for a bare fit on one in-memory batch. A quarter of the cores (at least one) keeps larger
+    machines fed; with a GPU the pipeline keeps tf.data's defaults."""
+    import os
+
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return ds
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = max(1, cores // 4)
+    options.threading.max_intra_op_parallelism = 1
+    return ds.with_options(options)
+
+
 def steps(count: int, batch_size: int, drop_remainder: bool = False) -> int:
     return count // batch_size if drop_remainder else math.ceil(count / batch_size)
 

@@ -258,7 +258,8 @@ class SsdFamilyArchitecture:
                       strict: bool = False) -> TrainingData:
         import tensorflow as tf
 
-        from libtlt.data.detection import augmentation_from_spec, frames_dataset, preprocessing_from_spec, steps
+        from libtlt.data.detection import (augmentation_from_spec, frames_dataset, preprocessing_from_spec,
+                                           share_cpu_with_training, steps)
         from libtlt.errors import SpecError
 
         classes = self.class_names(spec)
@@ -271,7 +272,7 @@ class SsdFamilyArchitecture:
                             seed=seed or 0, repeat=True)
         ds = ds.map(lambda image, boxes, ids, index: (self._bgr(image), encode(boxes, ids)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        ds = share_cpu_with_training(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
         labels = "".join(f"{name}\n" for name in self.labels(classes))
         return TrainingData(train=ds, steps_per_epoch=steps(len(train), batch_size, drop_remainder=True),
                             num_samples=len(train), classes=classes, files={"labels.txt": labels},

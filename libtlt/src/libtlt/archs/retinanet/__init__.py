@@ -4,8 +4,8 @@ with TLT 2.0's RetinaNet layout: one sigmoid per object class and no background 
 labels.txt are the sorted classes 0..C−1 (DeepStream's backgroundLabelId −1). Spec validation in validation.py,
 the default spec (the manual's §7.8 sample) in default_spec.txt.
 
-Differences from SSD (DETECTORS-SINGLE-STAGE.md §1.1, §4): five maps P3–P7, every size × the three octaves 2^0,
-2^(1/3), 2^(2/3) (the seed's "three underlying scaling factors"); neutral IoU band [0.4, 0.5); sigmoid focal loss
+Differences from SSD (DETECTORS-SINGLE-STAGE.md §1.1, §4): five maps P3–P7, every size × the octaves 2^(j/n),
+j < n = ``n_anchor_levels`` (TAO's field, default 3: the seed's "three underlying scaling factors"); neutral IoU band [0.4, 0.5); sigmoid focal loss
 over the C classes (``focal_loss_alpha``, ``focal_loss_gamma``), ``loss_loc_weight`` × smooth-L1; the spec's depth
 is ``nlayers`` or the §7.8 sample's ``n_layers``.
 """
@@ -23,10 +23,6 @@ from libtlt.archs.retinanet.network import feature_sizes as fpn_sizes
 from libtlt.layers import anchor_detection as ad
 from libtlt.layers.ssd_family import SsdFamilyArchitecture, _f
 from libtlt.spec.protos import retinanet_pb2
-
-#: Octave factors per anchor size (the seed's "three underlying scaling factors").
-OCTAVES = (1.0, 2.0 ** (1.0 / 3.0), 2.0 ** (2.0 / 3.0))
-
 
 class RetinaNetArchitecture(SsdFamilyArchitecture):
     """RetinaNet on the SSD family's anchor machinery."""
@@ -61,7 +57,8 @@ class RetinaNetArchitecture(SsdFamilyArchitecture):
             raise spec.error(f"{self.config_field}.{field}", str(err)) from None
 
     def anchor_config(self, spec: Any) -> ad.AnchorConfig:
-        return dataclasses.replace(super().anchor_config(spec), octaves=OCTAVES)
+        levels = int(self._config(spec).n_anchor_levels)  # octaves 2^(j/n): 1, 1.26, 1.59 for the default 3
+        return dataclasses.replace(super().anchor_config(spec), octaves=tuple(2.0 ** (j / levels) for j in range(levels)))
 
     def feature_sizes(self, spec: Any) -> list[tuple[int, int]]:
         return fpn_sizes(self.input_shape(spec)[1:])

@@ -28,7 +28,7 @@ def validate(spec: LoadedSpec[Any]) -> None:
         depth_field = "n_layers"
     values.check_backbone(spec, "retinanet_config", config, SSD_FAMILY_ARCHS, depth_field=depth_field)
     values.check_anchor_config(spec, "retinanet_config", config, NUM_PREDICTOR_LAYERS)
-    for name in ("n_kernels", "feature_size"):
+    for name in ("n_kernels", "feature_size", "n_anchor_levels"):
         if getattr(config, name) < 1:
             raise spec.error(f"retinanet_config.{name}", f"must be > 0, got {getattr(config, name)}")
     values.check_training_config(spec)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RetinaNetConfig(_message.Message):
-    __slots__ = ("aspect_ratios_global", "aspect_ratios", "two_boxes_for_ar1", "clip_boxes", "scales", "min_scale", "max_scale", "loss_loc_weight", "focal_loss_alpha", "focal_loss_gamma", "variances", "steps", "offsets", "arch", "nlayers", "freeze_bn", "freeze_blocks", "n_kernels", "feature_size", "n_layers")
+    __slots__ = ("aspect_ratios_global", "aspect_ratios", "two_boxes_for_ar1", "clip_boxes", "scales", "min_scale", "max_scale", "loss_loc_weight", "focal_loss_alpha", "focal_loss_gamma", "variances", "steps", "offsets", "arch", "nlayers", "freeze_bn", "freeze_blocks", "n_kernels", "feature_size", "n_layers", "n_anchor_levels")
     ASPECT_RATIOS_GLOBAL_FIELD_NUMBER: _ClassVar[int]
     ASPECT_RATIOS_FIELD_NUMBER: _ClassVar[int]
     TWO_BOXES_FOR_AR1_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class RetinaNetConfig(_message.Message):
     N_KERNELS_FIELD_NUMBER: _ClassVar[int]
     FEATURE_SIZE_FIELD_NUMBER: _ClassVar[int]
     N_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    N_ANCHOR_LEVELS_FIELD_NUMBER: _ClassVar[int]
     aspect_ratios_global: str
     aspect_ratios: str
     two_boxes_for_ar1: bool
@@ -49,7 +50,8 @@ class RetinaNetConfig(_message.Message):
     n_kernels: int
     feature_size: int
     n_layers: int
-    def __init__(self, aspect_ratios_global: _Optional[str] = ..., aspect_ratios: _Optional[str] = ..., two_boxes_for_ar1: _Optional[bool] = ..., clip_boxes: _Optional[bool] = ..., scales: _Optional[str] = ..., min_scale: _Optional[float] = ..., max_scale: _Optional[float] = ..., loss_loc_weight: _Optional[float] = ..., focal_loss_alpha: _Optional[float] = ..., focal_loss_gamma: _Optional[float] = ..., variances: _Optional[str] = ..., steps: _Optional[str] = ..., offsets: _Optional[str] = ..., arch: _Optional[str] = ..., nlayers: _Optional[int] = ..., freeze_bn: _Optional[bool] = ..., freeze_blocks: _Optional[_Iterable[int]] = ..., n_kernels: _Optional[int] = ..., feature_size: _Optional[int] = ..., n_layers: _Optional[int] = ...) -> None: ...
+    n_anchor_levels: int
+    def __init__(self, aspect_ratios_global: _Optional[str] = ..., aspect_ratios: _Optional[str] = ..., two_boxes_for_ar1: _Optional[bool] = ..., clip_boxes: _Optional[bool] = ..., scales: _Optional[str] = ..., min_scale: _Optional[float] = ..., max_scale: _Optional[float] = ..., loss_loc_weight: _Optional[float] = ..., focal_loss_alpha: _Optional[float] = ..., focal_loss_gamma: _Optional[float] = ..., variances: _Optional[str] = ..., steps: _Optional[str] = ..., offsets: _Optional[str] = ..., arch: _Optional[str] = ..., nlayers: _Optional[int] = ..., freeze_bn: _Optional[bool] = ..., freeze_blocks: _Optional[_Iterable[int]] = ..., n_kernels: _Optional[int] = ..., feature_size: _Optional[int] = ..., n_layers: _Optional[int] = ..., n_anchor_levels: _Optional[int] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("random_seed", "retinanet_config", "training_config", "eval_config", "nms_config", "augmentation_config", "dataset_config")
