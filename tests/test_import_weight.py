@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = sorted(p.name for p in (REPO / "tools").iterdir() if p.name.startswith("tlt-") and p.is_dir())
 HEAVY = ("tensorflow", "keras")
 # Packages walked completely (every submodule), then single modules.
-LIGHT_PACKAGES = ("libtlt.spec", "libtlt.io", "tlt_augment", "tlt_dataset_convert", "tlt_converter")
-LIGHT_MODULES = ("tlt_augment.cli", "tlt_dataset_convert.cli", "tlt_converter.cli")
-LIGHT_TOOLS = ("tlt-augment", "tlt-dataset-convert", "tlt-converter")
+LIGHT_PACKAGES = ("libtlt.spec", "libtlt.io", "tlt_augment", "tlt_dataset_convert", "tlt_converter", "tlt_kmeans")
+LIGHT_MODULES = ("tlt_augment.cli", "tlt_dataset_convert.cli", "tlt_converter.cli", "tlt_kmeans.cli")
+LIGHT_TOOLS = ("tlt-augment", "tlt-dataset-convert", "tlt-converter", "tlt-kmeans")
 
 _IMPORT_SCRIPT = textwrap.dedent("""
     import importlib, json, pkgutil, sys
@@ -80,7 +80,8 @@ def test_light_tool_help_does_not_import_tensorflow(tool: str) -> None:
 
 
 def test_every_tool_is_listed() -> None:
-    assert len(TOOLS) == 9 and set(LIGHT_TOOLS) <= set(TOOLS)
+    # The nine tools of the TLT 2.0 manual plus tlt-kmeans (the manual's kmeans.py for YOLOv3 anchors).
+    assert len(TOOLS) == 10 and set(LIGHT_TOOLS) <= set(TOOLS)
 
 
 @pytest.mark.parametrize("tool", TOOLS)

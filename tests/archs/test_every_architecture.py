@@ -80,6 +80,10 @@ def test_model_round_trip_and_identity_prune(name: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(np.asarray(theirs), ours, rtol=1e-4, atol=1e-5)
 
 
+SMALLER_DETECTOR_INPUT = {"output_image_width: 1248": "output_image_width: 480", "crop_right: 1248": "crop_right: 480",
+                          "output_image_height: 384": "output_image_height: 256", "crop_bottom: 384": "crop_bottom: 256"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", architectures_for("export"))
 def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
@@ -91,10 +95,15 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
     from libtlt.runtime.predictor import make_predictor
 
     arch = get_architecture(name)
-    spec = default_spec(arch)
+    text = arch.default_spec()
+    if hasattr(arch, "export_tail"):  # the same checks at 480×256 instead of 1248×384: a quarter of the work
+        for old, new in SMALLER_DETECTOR_INPUT.items():
+            text = text.replace(old, new)
+    spec = load_spec_text(text, arch.spec_message(), name=f"<{name} spec>")
+    arch.validate(spec)
     classes = ["a", "b"]
     model = arch.build(spec, classes)
-    (tmp_path / "spec.txt").write_text(arch.default_spec())
+    (tmp_path / "spec.txt").write_text(text)
     rng = np.random.default_rng(0)
     shape = tuple(int(v) for v in model.inputs[0].shape[1:])
     batch = rng.uniform(0.0, 1.0, (2, *shape)).astype(np.float32)
@@ -151,8 +160,19 @@ def _check_deployed_detections(arch: Any, spec: Any, classes: list[str], model: 
         for ours, theirs in zip(expected, found, strict=True):
             assert np.isfinite(theirs.boxes).all() and ((theirs.class_ids >= 0) & (theirs.class_ids < 2)).all()
             if path == "m.etlt":
-                np.testing.assert_array_equal(theirs.class_ids, ours.class_ids)
-                np.testing.assert_allclose(theirs.confidences, ours.confidences, rtol=1e-4, atol=1e-5)
+                _assert_same_detections(ours, theirs)
+
+
+def _assert_same_detections(ours: Any, theirs: Any) -> None:
+    """The same confidences and, detection by detection, the same class and box. A random network's scores lie
+    within float noise of one another (RetinaNet's all start near its 0.01 prior), so two nearly tied detections
+    may swap places, or trade the last kept slot: order and the odd boundary detection are not compared."""
+    np.testing.assert_allclose(np.sort(theirs.confidences), np.sort(ours.confidences), rtol=1e-4, atol=1e-5)
+    matched = 0
+    for cls, box in zip(ours.class_ids, ours.boxes, strict=True):
+        same = (theirs.class_ids == cls) & (np.abs(theirs.boxes - box).max(axis=1) <= 0.5)
+        matched += bool(same.any())
+    assert matched >= 0.95 * len(ours.class_ids), (matched, len(ours.class_ids))
 
 
 WITH_SAMPLES = [name for name in TRAINABLE if hasattr(get_architecture(name), "sample_spec")]

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -258,8 +258,13 @@ class SsdFamilyArchitecture:
                       strict: bool = False) -> TrainingData:
         import tensorflow as tf
 
-        from libtlt.data.detection import (augmentation_from_spec, frames_dataset, preprocessing_from_spec,
-                                           share_cpu_with_training, steps)
+        from libtlt.data.detection import (
+            augmentation_from_spec,
+            frames_dataset,
+            preprocessing_from_spec,
+            share_cpu_with_training,
+            steps,
+        )
         from libtlt.errors import SpecError
 
         classes = self.class_names(spec)
@@ -374,29 +379,48 @@ class SsdFamilyArchitecture:
         return CalibrationData(images, batch, field, spec.locate(field))
 
     # ------------------------------------------------------------------------------------ test hooks
+    #: Literals of the default spec that the sample and demo specs replace (depth, batch, epochs, top rate).
+    default_literals: ClassVar[Mapping[str, str]] = {"depth": "nlayers: 18", "batch": "batch_size_per_gpu: 16",
+                                                     "epochs": "num_epochs: 80", "max_lr": "max_learning_rate: 2e-2"}
+
+    def _edited_default(self, replacements: dict[str, str], values: Mapping[str, str]) -> str:
+        """The default spec with ``replacements`` and each of ``default_literals``' fields set to ``values``."""
+        from libtlt.spec.edits import edit_spec_text
+
+        for key, value in values.items():
+            literal = self.default_literals[key]
+            replacements[literal] = f"{literal.split(':')[0]}: {value}"
+        return edit_spec_text(self.default_spec(), replacements, f"the default {self.name} spec")
+
+    def _sample_edits(self) -> dict[str, str]:
+        """Architecture-specific edits of :meth:`sample_spec` (RetinaNet: smaller subnets)."""
+        return {}
+
+    def _demo_edits(self) -> dict[str, str]:
+        """Architecture-specific edits of :meth:`demo_spec`: the SSD paper's scales (0.1 … 1.05: objects of the
+        sample data get about 28 positive anchors per image, the manual's 0.05 … 0.85 about 9); DSSD without the
+        prediction modules, as the manual's §7.5.6 sample, so that a CPU run stays near ten minutes."""
+        edits = {'scales: "[0.05, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85]"': 'scales: "[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]"'}
+        if self.dssd:
+            edits["pred_num_channels: 512"] = "pred_num_channels: 0"
+        return edits
+
     def sample_spec(self, data: Any) -> str:
         """The default spec on ``libtlt.testing.SampleData`` (KITTI records at 480x272, cropped to 480x256),
         one epoch of resnet10 (tests/archs)."""
-        from libtlt.spec.edits import edit_spec_text
-
-        text = self.default_spec()
         replacements = {"/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": data.train,
                         "/workspace/tlt-experiments/data/training": str(Path(data.images).parent),
-                        "nlayers: 18": "nlayers: 10", "batch_size_per_gpu: 16": "batch_size_per_gpu: 2",
-                        "num_epochs: 80": "num_epochs: 1", "validation_period_during_training: 10":
-                        "validation_period_during_training: 1", "output_image_width: 1248": "output_image_width: 480",
+                        "validation_period_during_training: 10": "validation_period_during_training: 1",
+                        "output_image_width: 1248": "output_image_width: 480",
                         "output_image_height: 384": "output_image_height: 256", "crop_right: 1248": "crop_right: 480",
-                        "crop_bottom: 384": "crop_bottom: 256"}
-        return edit_spec_text(text, replacements, f"the default {self.name} spec")
+                        "crop_bottom: 384": "crop_bottom: 256", **self._sample_edits()}
+        return self._edited_default(replacements, {"depth": "10", "batch": "2", "epochs": "1"})
 
     def demo_spec(self, *, train_records: str, train_images: str | Path, val_records: str, val_images: str | Path,
                   width: int, height: int, epochs: int) -> str:
         """The default spec for a from-scratch model on a CPU (``python -m libtlt.demo --arch``, bench/): resnet10,
         the data's width and its height cut to a multiple of 32, Adam at 1e-3 (batch 8), no regularizer, no zoom,
-        scales of the SSD paper (0.1 … 1.05: objects of the sample data get about 28 positive anchors per image, the
-        manual's 0.05 … 0.85 about 9), validation on held-out records at the end."""
-        from libtlt.spec.edits import edit_spec_text
-
+        validation on held-out records at the end, plus :meth:`_demo_edits`."""
         cut = height - height % 32
         adam = "  optimizer {\n    adam {\n      epsilon: 1e-7\n      beta1: 0.9\n      beta2: 0.999\n    }\n  }\n"
         replacements = {
@@ -404,18 +428,15 @@ class SsdFamilyArchitecture:
             "/workspace/tlt-experiments/data/training": str(train_images),
             "  validation_fold: 0\n": f'  validation_data_source: {{\n    tfrecords_path: "{val_records}"\n'
                                       f'    image_directory_path: "{val_images}"\n  }}\n',
-            'scales: "[0.05, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85]"': 'scales: "[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]"',
-            "nlayers: 18": "nlayers: 10", "batch_size_per_gpu: 16": "batch_size_per_gpu: 8",
-            "num_epochs: 80": f"num_epochs: {epochs}", "max_learning_rate: 2e-2": "max_learning_rate: 1e-3",
             "  regularizer {\n    type: L1": adam + "  regularizer {\n    type: NO_REG",
             "validation_period_during_training: 10": f"validation_period_during_training: {epochs}",
             "output_image_width: 1248": f"output_image_width: {width}",
             "output_image_height: 384": f"output_image_height: {cut}", "crop_right: 1248": f"crop_right: {width}",
             "crop_bottom: 384": f"crop_bottom: {cut}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
+            **self._demo_edits(),
         }
-        if self.dssd:  # without the prediction modules, as the manual's §7.5.6 sample: a CPU run stays ~10 minutes
-            replacements["pred_num_channels: 512"] = "pred_num_channels: 0"
-        return edit_spec_text(self.default_spec(), replacements, f"the default {self.name} spec")
+        return self._edited_default(replacements, {"depth": "10", "batch": "8", "epochs": str(epochs),
+                                                   "max_lr": "1e-3"})
 
     def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:
         return ["-e", str(spec), "-m", str(model), "-i", str(images)]

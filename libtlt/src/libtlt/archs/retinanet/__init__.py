@@ -13,9 +13,8 @@ is ``nlayers`` or the §7.8 sample's ``n_layers``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from libtlt.archs.retinanet import validation
 from libtlt.archs.retinanet.network import CONF_OUTPUT, NUM_MAPS, RetinaNetNetworkConfig, build_retinanet
@@ -23,6 +22,7 @@ from libtlt.archs.retinanet.network import feature_sizes as fpn_sizes
 from libtlt.layers import anchor_detection as ad
 from libtlt.layers.ssd_family import SsdFamilyArchitecture, _f
 from libtlt.spec.protos import retinanet_pb2
+
 
 class RetinaNetArchitecture(SsdFamilyArchitecture):
     """RetinaNet on the SSD family's anchor machinery."""
@@ -77,45 +77,16 @@ class RetinaNetArchitecture(SsdFamilyArchitecture):
             feature_size=int(config.feature_size), freeze_bn=bool(config.freeze_bn),
             freeze_blocks=tuple(int(b) for b in config.freeze_blocks)))
 
-    def demo_spec(self, *, train_records: str, train_images: str | Path, val_records: str, val_images: str | Path,
-                  width: int, height: int, epochs: int) -> str:
-        """The default spec for a from-scratch model on a CPU: as SSD's (resnet10, Adam 1e-3, batch 8, no
-        regularizer, no zoom), subnets of 128 channels, scales that give the sample data's objects positive
-        anchors on P3–P5."""
-        from libtlt.spec.edits import edit_spec_text
+    default_literals: ClassVar[Mapping[str, str]] = {
+        "depth": "n_layers: 18", "batch": "batch_size_per_gpu: 24", "epochs": "num_epochs: 100",
+        "max_lr": "max_learning_rate: 1.5e-2"}
 
-        cut = height - height % 32
-        adam = "  optimizer {\n    adam {\n      epsilon: 1e-7\n      beta1: 0.9\n      beta2: 0.999\n    }\n  }\n"
-        replacements = {
-            "/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": train_records,
-            "/workspace/tlt-experiments/data/training": str(train_images),
-            "  validation_fold: 0\n": f'  validation_data_source: {{\n    tfrecords_path: "{val_records}"\n'
-                                      f'    image_directory_path: "{val_images}"\n  }}\n',
-            'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"': 'scales: "[0.1, 0.2, 0.4, 0.6, 0.8, 1.0]"',
-            "n_layers: 18": "n_layers: 10", "feature_size: 256": "feature_size: 128",
-            "batch_size_per_gpu: 24": "batch_size_per_gpu: 8",
-            "num_epochs: 100": f"num_epochs: {epochs}", "max_learning_rate: 1.5e-2": "max_learning_rate: 1e-3",
-            "  regularizer {\n    type: L1": adam + "  regularizer {\n    type: NO_REG",
-            "validation_period_during_training: 10": f"validation_period_during_training: {epochs}",
-            "output_image_width: 1248": f"output_image_width: {width}",
-            "output_image_height: 384": f"output_image_height: {cut}", "crop_right: 1248": f"crop_right: {width}",
-            "crop_bottom: 384": f"crop_bottom: {cut}", "zoom_min: 0.7": "zoom_min: 1.0", "zoom_max: 1.8": "zoom_max: 1.0",
-        }
-        return edit_spec_text(self.default_spec(), replacements, "the default retinanet spec")
+    def _sample_edits(self) -> dict[str, str]:
+        return {"feature_size: 256": "feature_size: 32"}
 
-    def sample_spec(self, data: Any) -> str:
-        """The default spec on ``libtlt.testing.SampleData`` (480x256), one epoch of resnet10, small subnets."""
-        from libtlt.spec.edits import edit_spec_text
-
-        replacements = {"/workspace/tlt-experiments/data/tfrecords/kitti_trainval/*": data.train,
-                        "/workspace/tlt-experiments/data/training": str(Path(data.images).parent),
-                        "n_layers: 18": "n_layers: 10", "feature_size: 256": "feature_size: 32",
-                        "batch_size_per_gpu: 24": "batch_size_per_gpu: 2", "num_epochs: 100": "num_epochs: 1",
-                        "validation_period_during_training: 10": "validation_period_during_training: 1",
-                        "output_image_width: 1248": "output_image_width: 480",
-                        "output_image_height: 384": "output_image_height: 256", "crop_right: 1248": "crop_right: 480",
-                        "crop_bottom: 384": "crop_bottom: 256"}
-        return edit_spec_text(self.default_spec(), replacements, "the default retinanet spec")
-
+    def _demo_edits(self) -> dict[str, str]:
+        """Subnets of 128 channels; scales that give the sample data's objects positive anchors on P3–P5."""
+        return {'scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"': 'scales: "[0.1, 0.2, 0.4, 0.6, 0.8, 1.0]"',
+                "feature_size: 256": "feature_size: 128"}
 
 ARCHITECTURE = RetinaNetArchitecture()
