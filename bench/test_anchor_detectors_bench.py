@@ -1,4 +1,4 @@
-"""SSD, DSSD and RetinaNet: a learning run and the deployment round trips (issues 14, 15; not part of ``make test``).
+"""SSD, DSSD, RetinaNet and YOLOv3: a learning run and the deployment round trips (issues 14, 15; not part of ``make test``).
 
 Data: generated KITTI frames at 384×256 (``SSD_BENCH_FRAMES`` training frames, seed 11; 100 validation frames from
 seed 1011, never trained on), converted with the installed ``tlt-dataset-convert``. Per architecture, through the
@@ -48,7 +48,8 @@ WIDTH, HEIGHT = 384, 256
 FRAMES = int(os.environ.get("SSD_BENCH_FRAMES", "320"))
 #: DSSD's deconvolution modules make an epoch ~1.6× SSD's: fewer epochs keep both runs near ten minutes.
 EPOCHS = {"ssd": int(os.environ.get("SSD_BENCH_EPOCHS", "12")), "dssd": int(os.environ.get("DSSD_BENCH_EPOCHS", "8")),
-          "retinanet": int(os.environ.get("RETINANET_BENCH_EPOCHS", "12"))}
+          "retinanet": int(os.environ.get("RETINANET_BENCH_EPOCHS", "12")),
+          "yolo_v3": int(os.environ.get("YOLO_BENCH_EPOCHS", "12"))}
 MAP_GOAL = 0.6
 TOLERANCES = {"etlt": 0.01, "fp16": 0.01, "int8": 0.03}
 BATCH = 8
@@ -89,7 +90,7 @@ def evaluate(arch: str, spec: Path, model: Path, out: Path) -> float:
     return float(json.loads((out / "evaluation.json").read_text())["mean_average_precision"])
 
 
-@pytest.mark.parametrize("name", ["ssd", "dssd", "retinanet"])
+@pytest.mark.parametrize("name", ["ssd", "dssd", "retinanet", "yolo_v3"])
 def test_learns_and_deploys(benchmark: Any, name: str, data: tuple[Path, Path], tmp_path: Path) -> None:
     from libtlt.registry import get_architecture
 
@@ -111,7 +112,10 @@ def test_learns_and_deploys(benchmark: Any, name: str, data: tuple[Path, Path], 
     maps = {"tlt": evaluate(name, spec, model, tmp_path / "ev_tlt")}
     run(BIN / "tlt-export", name, "-m", model, "-e", spec, "-o", tmp_path / "fp32.etlt")
     maps["etlt"] = evaluate(name, spec, tmp_path / "fp32.etlt", tmp_path / "ev_etlt")
-    run(BIN / "tlt-converter", tmp_path / "fp32.etlt", "-k", KEY, "-d", f"3,{HEIGHT},{WIDTH}", "-o", "NMS",
+    from libtlt.spec import load_spec
+
+    outputs = ",".join(arch.deployed_output_names(load_spec(spec, arch.spec_message())))
+    run(BIN / "tlt-converter", tmp_path / "fp32.etlt", "-k", KEY, "-d", f"3,{HEIGHT},{WIDTH}", "-o", outputs,
         "-t", "fp16", "-e", tmp_path / "fp16.engine", "--backend", "onnxruntime")
     maps["fp16"] = evaluate(name, spec, tmp_path / "fp16.engine", tmp_path / "ev_fp16")
     run(BIN / "tlt-export", name, "-m", model, "-e", spec, "-o", tmp_path / "int8.etlt", "--data_type", "int8",

@@ -129,16 +129,16 @@ def test_verbs_and_pending_architectures(site: Path) -> None:
         except TltError as err:
             toy = str(err)
         try:
-            r.resolve("tlt-train", "train", "yolo")
+            r.resolve("tlt-train", "train", "faster_rcnn")
         except TltError as err:
-            yolo = str(err)
-        print(json.dumps({"served": served, "toy": toy, "yolo": yolo,
+            pending = str(err)
+        print(json.dumps({"served": served, "toy": toy, "pending": pending,
                           "alias": r.get_architecture("yolo").name}))
     """)
     assert "toy" in result["served"] and "mask_rcnn" not in result["served"] and "classification" in result["served"]
     assert result["toy"] == "tlt-int8-tensorfile toy is not implemented yet (the toy architecture does not serve " \
                             "tlt-int8-tensorfile)."
-    assert result["yolo"] == "tlt-train yolo is not implemented yet (issue 15)."
+    assert result["pending"] == "tlt-train faster_rcnn is not implemented yet (issue 16)."
     assert result["alias"] == "yolo_v3"
 
 

@@ -1,4 +1,4 @@
-"""SSD and RetinaNet learn (issues 14, 15, CI-sized): generated KITTI frames → ``tlt-dataset-convert`` →
+"""SSD, RetinaNet and YOLOv3 learn (issues 14, 15, CI-sized): generated KITTI frames → ``tlt-dataset-convert`` →
 ``tlt-train`` (the architecture's ``demo_spec``: resnet10, Adam) → ``tlt-evaluate`` on held-out frames from another
 seed, clearly above the untrained model's mAP; then the FP32 ``.etlt`` (decoder and NMS in the graph) gives the same
 mAP.
@@ -47,7 +47,7 @@ def evaluated_map(name: str, spec: Path, model: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ssd", "retinanet"])
+@pytest.mark.parametrize("name", ["ssd", "retinanet", "yolo_v3"])
 def test_learns_and_its_export_agrees(name: str, tmp_path: Path) -> None:
     from libtlt.registry import get_architecture
     from libtlt.runtime.keras_model import save_tlt_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -10,11 +11,14 @@ import pytest
 from onnx import TensorProto, helper
 
 from libtlt.runtime.onnx_nms import (
+    BATCHED_OUTPUT_NAMES,
     FILL_SCORE,
     NmsConfig,
     append_nms,
+    batched_reference,
     nms_reference,
     nms_tail_model,
+    unpack_batched,
     unpack_nms,
 )
 from libtlt.runtime.onnxruntime_backend import OrtModel
@@ -363,3 +367,176 @@ def test_shape_errors() -> None:
         nms_reference(np.zeros((1, 3, 4)), np.zeros((1, 2, 4)), config)
     with pytest.raises(ValueError, match="only the background"):
         nms_tail_model(NmsConfig(0.3, 0.5, 10, background_class=0), 1)
+
+
+# --------------------------------------------------------------------------------------------- batched layout
+
+def batched(config: NmsConfig) -> NmsConfig:
+    return dataclasses.replace(config, layout="batched", output_names=BATCHED_OUTPUT_NAMES)
+
+
+def assert_same_batched(got: dict[str, np.ndarray], want: tuple[np.ndarray, ...], config: NmsConfig) -> None:
+    assert list(got) == list(config.output_names)
+    for name, expected in zip(config.output_names, want, strict=True):
+        assert got[name].dtype == expected.dtype, name
+        np.testing.assert_array_equal(got[name], expected, err_msg=name)
+
+
+def test_batched_hand_check() -> None:
+    """The §7.3 hand check in the BatchedNMS layout: IoU 0.818 suppressed at 0.6, IoU 0.333 kept, 3 padding rows."""
+    boxes = np.array([[[0, 0, 10, 10], [1, 0, 11, 10], [5, 0, 15, 10]]], np.float32) / 20
+    scores = np.array([[[0.9], [0.8], [0.7]]], np.float32)
+    config = NmsConfig(0.5, 0.6, 5, layout="batched", output_names=BATCHED_OUTPUT_NAMES)
+    model = nms_tail_model(config, 1)
+    assert [o.name for o in model.graph.output] == list(BATCHED_OUTPUT_NAMES)
+    got = run(model, boxes, scores)
+    count, out_boxes, out_scores, classes = (got[name] for name in BATCHED_OUTPUT_NAMES)
+    assert [a.dtype for a in (count, out_boxes, out_scores, classes)] == [np.int32, np.float32, np.float32, np.float32]
+    assert [a.shape for a in (count, out_boxes, out_scores, classes)] == [(1, 1), (1, 5, 4), (1, 5), (1, 5)]
+    assert count.tolist() == [[2]]
+    np.testing.assert_array_equal(out_scores, np.array([[0.9, 0.7, 0, 0, 0]], np.float32))
+    np.testing.assert_array_equal(classes, [[0, 0, -1, -1, -1]])
+    np.testing.assert_array_equal(out_boxes[0, :2], np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32) / 20)
+    np.testing.assert_array_equal(out_boxes[0, 2:], np.zeros((3, 4), np.float32))
+    assert_same_batched(got, batched_reference(boxes, scores, config), config)
+
+
+BATCHED_CONFIGS = [
+    NmsConfig(0.3, 0.5, 20),
+    NmsConfig(0.3, 0.5, 20, top_k=7, background_class=0),
+    NmsConfig(0.2, 0.45, 30, background_class=2, label_offset=1, clip_boxes=False),
+    NmsConfig(0.25, 0.5, 8, label_offset=1, box_order="yxyx"),
+]
+
+
+@pytest.mark.parametrize("config", BATCHED_CONFIGS)
+def test_batched_tail_equals_reference_and_ssd_layout(config: NmsConfig) -> None:
+    """Tie-free random inputs: onnxruntime's BatchedNMS outputs are bit-equal to batched_reference, and both
+    layouts read back to the same detections."""
+    layout = batched(config)
+    model, ssd_model = nms_tail_model(layout, 4), nms_tail_model(config, 4)
+    for seed in range(3):
+        boxes, scores = random_inputs(20 + seed, batch=3)
+        assert all(len(np.unique(scores[n, :, c])) == scores.shape[1] for n in range(3) for c in range(4))
+        got = run(model, boxes, scores)
+        want = batched_reference(boxes, scores, layout)
+        assert_same_batched(got, want, layout)
+        assert want[0][0, 0] > 0 and want[0][2, 0] > 0  # image 1 may be empty (its scores are scaled by 0.3)
+        ssd = run(ssd_model, boxes, scores)
+        mine = unpack_batched(*(got[name] for name in layout.output_names))
+        theirs = unpack_nms(ssd["NMS"], ssd["NMS_1"])
+        assert len(mine) == len(theirs) == 3
+        for a, b in zip(mine, theirs, strict=True):
+            assert a.labels.dtype == b.labels.dtype == np.int64
+            np.testing.assert_array_equal(a.labels, b.labels)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+    # nms_reference ignores the layout: the SSD rows either way.
+    boxes, scores = random_inputs(23, batch=3)
+    for x, y in zip(nms_reference(boxes, scores, layout), nms_reference(boxes, scores, config), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_batched_dynamic_batch_and_declared_outputs() -> None:
+    config = batched(NmsConfig(0.2, 0.5, 9, background_class=0))
+    model = nms_tail_model(config, 4)
+    declared = [(o.name, o.type.tensor_type.elem_type,
+                 [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]) for o in model.graph.output]
+    assert declared == [("BatchedNMS", TensorProto.INT32, ["N", 1]), ("BatchedNMS_1", TensorProto.FLOAT, ["N", 9, 4]),
+                        ("BatchedNMS_2", TensorProto.FLOAT, ["N", 9]), ("BatchedNMS_3", TensorProto.FLOAT, ["N", 9])]
+    assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}
+    for batch in (1, 5):
+        boxes, scores = random_inputs(24, batch=batch)
+        got = run(model, boxes, scores)
+        assert [got[n].shape for n in BATCHED_OUTPUT_NAMES] == [(batch, 1), (batch, 9, 4), (batch, 9), (batch, 9)]
+        assert_same_batched(got, batched_reference(boxes, scores, config), config)
+
+
+def test_batched_survives_fp16_conversion() -> None:
+    from libtlt.runtime.onnx_precision import to_fp16
+
+    boxes, scores = random_inputs(25)
+    config = batched(CONFIGS[1])
+    got = run(to_fp16(nms_tail_model(config, 4)), boxes, scores)
+    boxes_16, scores_16 = (a.astype(np.float16).astype(np.float32) for a in (boxes, scores))
+    assert_same_batched(got, batched_reference(boxes_16, scores_16, config), config)
+
+
+def test_append_nms_batched_layout() -> None:
+    boxes, scores = random_inputs(26)
+    logits = np.log(scores / (1 - scores + 1e-6) + 1e-6).astype(np.float32)
+    config = batched(NmsConfig(0.3, 0.5, 25, top_k=10))
+    shapes: list[list[int | str]] = [["batch", 60, 4], ["batch", "anchors", 4]]
+    for dims in shapes:
+        model = append_nms(_model_ending_in(dims, 4), "loc/decoded", "cls/Sigmoid", config)
+        assert [o.name for o in model.graph.output] == list(BATCHED_OUTPUT_NAMES)
+        assert all(o.type.tensor_type.shape.dim[0].dim_param == "batch" for o in model.graph.output)
+        assert all(n.name.startswith("BatchedNMS/") for n in model.graph.node if n.op_type == "NonMaxSuppression")
+        got = OrtModel(model.SerializeToString()).run({"raw_boxes": boxes, "logits": logits})
+        head = OrtModel(_model_ending_in(dims, 4).SerializeToString()).run({"raw_boxes": boxes, "logits": logits})
+        assert_same_batched(got, batched_reference(head["loc/decoded"], head["cls/Sigmoid"], config), config)
+        assert got["BatchedNMS"].ravel().tolist() != [0, 0, 0, 0]
+    kept = append_nms(_model_ending_in(["N", 60, 4], 4), "loc/decoded", "cls/Sigmoid", config, keep_outputs=True)
+    assert [o.name for o in kept.graph.output] == [*BATCHED_OUTPUT_NAMES, "cls/Sigmoid", "loc/decoded"]
+
+
+def test_append_nms_batched_name_clash_covers_every_output() -> None:
+    model = _model_ending_in(["N", 60, 4], 4)
+    for position in range(4):
+        names = list(BATCHED_OUTPUT_NAMES)
+        names[position] = "loc/decoded"
+        clash = NmsConfig(0.3, 0.5, 25, layout="batched", output_names=tuple(names))
+        with pytest.raises(ValueError, match="already has"):
+            append_nms(model, "loc/decoded", "cls/Sigmoid", clash)
+    prefixed = NmsConfig(0.3, 0.5, 25, layout="batched", output_names=("cls", "b", "s", "c"))
+    with pytest.raises(ValueError, match="already has"):
+        append_nms(model, "loc/decoded", "cls/Sigmoid", prefixed)  # "cls/Sigmoid" starts with the prefix "cls/"
+
+
+@pytest.mark.parametrize(("layout", "names"), [
+    ("batched", ("NMS", "NMS_1")),
+    ("batched", ("a", "b", "c")),
+    ("batched", ("a", "b", "c", "a")),
+    ("batched", ("a", "b", "c", "")),
+    ("nms", BATCHED_OUTPUT_NAMES),
+    ("nms", ("NMS",)),
+])
+def test_config_output_names_must_fit_the_layout(layout: str, names: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match=f"output_names of layout '{layout}'"):
+        NmsConfig(0.3, 0.5, 10, layout=layout, output_names=names)  # type: ignore[arg-type]
+
+
+def test_config_layout_validation_and_defaults() -> None:
+    with pytest.raises(ValueError, match="layout must be"):
+        NmsConfig(0.3, 0.5, 10, layout="ssd")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'batched'"):
+        NmsConfig(0.3, 0.5, 10, layout="batched")  # the default names are the NMS layout's two
+    assert NmsConfig(0.3, 0.5, 10).layout == "nms"
+    assert NmsConfig(0.3, 0.5, 10, layout="batched", output_names=BATCHED_OUTPUT_NAMES).output_names == (
+        "BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3")
+
+
+def test_unpack_batched_keeps_every_row_below_the_count() -> None:
+    """Rows below the count stay whatever their class (DeepStream's public parser drops some by an inverted class
+    check); rows past it never appear; a count above K reads K rows."""
+    boxes = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 24
+    scores = np.array([[0.9, 0.8, 0.0], [0.7, 0.6, 0.5]], np.float32)
+    classes = np.array([[0, 7, -1], [3, 0, 2]], np.float32)
+    images = unpack_batched(np.array([[2], [5]], np.int32), boxes, scores, classes)
+    assert [d.labels.tolist() for d in images] == [[0, 7], [3, 0, 2]]
+    assert images[0].labels.dtype == np.int64
+    np.testing.assert_array_equal(images[0].scores, scores[0, :2])
+    np.testing.assert_array_equal(images[1].boxes, boxes[1])
+    empty = unpack_batched([0, 1], boxes, scores, classes)
+    assert empty[0].boxes.shape == (0, 4) and empty[0].labels.shape == (0,)
+
+
+@pytest.mark.parametrize("bad", ["count", "boxes", "scores", "classes"])
+def test_unpack_batched_rejects_mismatched_shapes(bad: str) -> None:
+    arrays = {"count": np.zeros((2, 1), np.int32), "boxes": np.zeros((2, 5, 4), np.float32),
+              "scores": np.zeros((2, 5), np.float32), "classes": np.zeros((2, 5), np.float32)}
+    unpack_batched(**arrays)  # well formed
+    arrays[bad] = {"count": np.zeros((3, 1), np.int32), "boxes": np.zeros((2, 5, 7), np.float32),
+                   "scores": np.zeros((2, 4), np.float32), "classes": np.zeros((2, 5, 1), np.float32)}[bad]
+    with pytest.raises(ValueError, match="expected N counts"):
+        unpack_batched(**arrays)

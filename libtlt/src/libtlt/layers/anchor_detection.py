@@ -248,9 +248,16 @@ def from_nms(rows: Any, count: Any, width: int, height: int, threshold: float = 
     ``first``.. → class ids 0..C−1)."""
     from libtlt.runtime.onnx_nms import unpack_nms
 
+    return to_detections(unpack_nms(rows, count), width, height, threshold, first=first)
+
+
+def to_detections(images: Sequence[Any], width: int, height: int, threshold: float = -math.inf, *,
+                  first: int = 1) -> list[Detections]:
+    """``libtlt.runtime.onnx_nms.Detections`` (normalised boxes, NMS labels) → :class:`Detections` above
+    ``threshold`` in pixels of a ``width`` × ``height`` input, labels ``first``.. → class ids 0..C−1."""
     scale = np.array([width, height, width, height], np.float64)
     result = []
-    for image in unpack_nms(rows, count):
+    for image in images:
         # Boxes clipped to nothing at the image border (an untrained head's) are no detections.
         keep = (image.scores > threshold) & (image.boxes[:, 2] > image.boxes[:, 0]) & \
             (image.boxes[:, 3] > image.boxes[:, 1])

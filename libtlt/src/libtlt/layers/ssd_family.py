@@ -21,7 +21,7 @@ tlt-dataset-convert, read by ``libtlt.data.detection``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -205,9 +205,17 @@ class SsdFamilyArchitecture:
         return []  # mAP comes from the validation callback
 
     def post_process(self, spec: Any) -> Any:
+        return self.detector(spec)
+
+    def detector(self, spec: Any, threshold: float = -math.inf) -> Callable[[Mapping[str, np.ndarray]],
+                                                                            list[ad.Detections]]:
+        """Detections above ``threshold`` (boxes in network-input pixels) of a batch's outputs by name: the
+        deployed graph's NMS outputs when present, else the raw outputs decoded and reduced in NumPy. Every path
+        that reads detections (validation, evaluation, inference) goes through this."""
         anchors, variances, nms = self.anchors(spec), self.anchor_config(spec).variances, self.nms(spec)
         _, height, width = self.input_shape(spec)
-        return lambda outputs: ad.detect(outputs, anchors, variances, nms, width, height, conf_name=self.conf_output)
+        return lambda outputs: ad.detect(outputs, anchors, variances, nms, width, height, threshold,
+                                         conf_name=self.conf_output)
 
     def export_outputs(self, spec: Any) -> list[str]:
         return [self.conf_output, ad.LOC_OUTPUT]
@@ -323,9 +331,7 @@ class SsdFamilyArchitecture:
     def decode(self, spec: Any, outputs: Mapping[str, np.ndarray], image_sizes: Sequence[tuple[int, int]],
                classes: Sequence[str]) -> list[ad.Detections]:
         """Detections above ``nms_config.confidence_threshold`` (boxes in network-input pixels)."""
-        _, height, width = self.input_shape(spec)
-        found = ad.detect(outputs, self.anchors(spec), self.anchor_config(spec).variances, self.nms(spec), width,
-                          height, conf_name=self.conf_output)
+        found = self.detector(spec)(outputs)
         return [ad.Detections(np.clip(d.boxes, 0.0, [w, h, w, h]), d.confidences, d.class_ids)
                 for d, (w, h) in zip(found, image_sizes, strict=True)]
 
@@ -354,7 +360,7 @@ class SsdFamilyArchitecture:
         predictor = make_predictor(model, key, None, architecture=self.name)
         classes = self.class_names(spec)
         channels, height, width = self.input_shape(spec)
-        anchors, variances, nms = self.anchors(spec), self.anchor_config(spec).variances, self.nms(spec)
+        detect = self.detector(spec, threshold)
         offsets = np.asarray(self._offsets(channels), np.float32)[:, None, None]
 
         def preprocess(image: np.ndarray) -> np.ndarray:
@@ -362,8 +368,7 @@ class SsdFamilyArchitecture:
             return np.ascontiguousarray((chw[::-1] if channels == 3 else chw) - offsets, np.float32)
 
         def decode(outputs: Any, count: int) -> list[ad.Detections]:
-            return ad.detect(outputs, anchors, variances, nms, width, height, threshold,
-                             conf_name=self.conf_output)[:count]
+            return detect(outputs)[:count]
 
         return InferenceSetup(predictor=predictor, model_path=str(model), classes=classes,
                               input_shape=(channels, height, width), batch_size=4, preprocess=preprocess,
@@ -454,7 +459,9 @@ def evaluate_model(arch: SsdFamilyArchitecture, model: Any, spec: Any) -> Any:
     _, height, width = arch.input_shape(spec)
     for images, truths in arch.evaluation_batches(spec):
         outputs = model.predict_on_batch(images)
-        named = dict(zip(arch.export_outputs(spec), outputs, strict=True)) if isinstance(outputs, list) else outputs
+        if not isinstance(outputs, (list, tuple, dict)):  # a single-output model (YOLOv3)
+            outputs = [outputs]
+        named = outputs if isinstance(outputs, dict) else dict(zip(arch.export_outputs(spec), outputs, strict=True))
         for found, truth in zip(arch.decode(spec, named, [(width, height)] * len(truths), classes), truths,
                                 strict=True):
             evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)

@@ -1,4 +1,5 @@
-"""The detectors' export tail in standard ONNX ops: decoded boxes and class scores → DeepStream's ``NMS`` layout.
+"""The detectors' export tail in standard ONNX ops: decoded boxes and class scores → DeepStream's ``NMS`` layout
+(SSD family, FasterRCNN) or ``BatchedNMS`` layout (YOLOv3).
 
 Why: TLT/TAO graphs end in TensorRT plugins (``NMS_TRT`` / ``NMSDynamic_TRT`` after ``BatchTilePlugin_TRT``) that
 onnxruntime cannot run, that users fail to build, and that TensorRT has deprecated. This tail uses only default-domain
@@ -11,6 +12,18 @@ graph runs in onnxruntime, TensorRT ≥ 8.5 and DeepStream without plugins, with
   confidence 0 so that any reader that filters by threshold skips them, label −1 so that none names a class.
 * ``NMS_1`` int32 ``[N, 1, 1, 1]``: the kept count per image. The plugin declares float but writes int32 bits and
   DeepStream reads an int, so int32 is the same bytes with an honest type.
+
+With ``NmsConfig.layout = "batched"`` the same detections come out as TensorRT's ``batchedNMSPlugin`` writes them,
+the four outputs, in this order, that DeepStream's ``NvDsInferParseCustomBatchedNMSTLT`` reads
+(``BATCHED_OUTPUT_NAMES``):
+
+* ``BatchedNMS``   int32 ``[N, 1]``: the kept count (the plugin declares and writes int32; the parser reads an int).
+* ``BatchedNMS_1`` float32 ``[N, keep_top_k, 4]``: normalised x1, y1, x2, y2; zeros on padding rows.
+* ``BatchedNMS_2`` float32 ``[N, keep_top_k]``: confidence; 0 on padding rows.
+* ``BatchedNMS_3`` float32 ``[N, keep_top_k]``: label (the rule below); −1 on padding rows.
+
+Both layouts hold the same rows (``batched_reference`` converts ``nms_reference``'s); readers take the first
+``count`` rows per image whatever their label (``unpack_nms``, ``unpack_batched``).
 
 What the tail computes, per image (``nms_reference`` does the same in NumPy; onnxruntime's output equals it bit for bit):
 
@@ -47,6 +60,8 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 MIN_OPSET = 13
 DEFAULT_OUTPUT_NAMES = ("NMS", "NMS_1")
+#: The ``batched`` layout's outputs: keep count, boxes, scores, classes (TensorRT batchedNMSPlugin's order).
+BATCHED_OUTPUT_NAMES = ("BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3")
 #: Fill score for "not a candidate" and "no detection": float16's lowest finite value, so that ``to_fp16`` keeps it
 #: exact and no real (probability or logit) score reaches it.
 FILL_SCORE = -65504.0
@@ -55,6 +70,9 @@ PAD_LABEL = -1.0
 ROW_WIDTH = 7
 
 BoxOrder = Literal["xyxy", "yxyx"]
+Layout = Literal["nms", "batched"]
+#: How many outputs each layout has.
+LAYOUT_OUTPUTS: dict[str, int] = {"nms": 2, "batched": 4}
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,8 @@ class NmsConfig:
     ``confidence_threshold`` and ``clustering_iou_threshold`` are the spec's ``nms_config`` fields; ``keep_top_k`` is
     the spec's ``top_k`` (the plugin's keepTopK) and ``top_k`` the per-class candidates before NMS (the plugin's
     topK, TAO uses 2·keep_top_k; None keeps every anchor, which is what the Keras model's combined NMS does).
+    ``layout`` picks the outputs (module doc): ``"nms"`` needs two ``output_names``, ``"batched"`` four (pass
+    ``BATCHED_OUTPUT_NAMES`` for DeepStream's).
     """
 
     confidence_threshold: float
@@ -74,7 +94,8 @@ class NmsConfig:
     label_offset: int = 0
     box_order: BoxOrder = "xyxy"
     clip_boxes: bool = True
-    output_names: tuple[str, str] = DEFAULT_OUTPUT_NAMES
+    output_names: tuple[str, ...] = DEFAULT_OUTPUT_NAMES
+    layout: Layout = "nms"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.confidence_threshold) or self.confidence_threshold < FILL_SCORE:
@@ -89,8 +110,14 @@ class NmsConfig:
             raise ValueError(f"background_class must be a column index >= 0 or None, got {self.background_class}")
         if self.box_order not in ("xyxy", "yxyx"):
             raise ValueError(f"box_order must be 'xyxy' or 'yxyx', got {self.box_order!r}")
-        if len(self.output_names) != 2 or len(set(self.output_names)) != 2 or not all(self.output_names):
-            raise ValueError(f"output_names must be two distinct names, got {self.output_names!r}")
+        if self.layout not in LAYOUT_OUTPUTS:
+            raise ValueError(f"layout must be 'nms' or 'batched', got {self.layout!r}")
+        wanted = LAYOUT_OUTPUTS[self.layout]
+        names = self.output_names
+        if (not isinstance(names, tuple) or len(names) != wanted or len(set(names)) != wanted
+                or not all(isinstance(n, str) and n for n in names)):
+            raise ValueError(f"output_names of layout {self.layout!r} must be a tuple of {wanted} distinct non-empty "
+                             f"names, got {names!r}")
 
     @property
     def max_per_class(self) -> int:
@@ -192,6 +219,16 @@ def nms_reference(boxes: ArrayLike, scores: ArrayLike, config: NmsConfig) -> tup
     return out, counts
 
 
+def batched_reference(boxes: ArrayLike, scores: ArrayLike, config: NmsConfig) -> tuple[
+        NDArray[np.int32], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """The ``batched`` layout in NumPy: (count int32 ``[N, 1]``, boxes ``[N, K, 4]``, scores ``[N, K]``, classes
+    ``[N, K]``), ``nms_reference``'s rows rearranged, equal to onnxruntime's output of the tail with that layout."""
+    rows, counts = nms_reference(boxes, scores, config)
+    image_rows = rows[:, 0]
+    return (counts.reshape(-1, 1).copy(), np.ascontiguousarray(image_rows[..., 3:]),
+            np.ascontiguousarray(image_rows[..., 2]), np.ascontiguousarray(image_rows[..., 1]))
+
+
 @dataclass(frozen=True)
 class Detections:
     """One image's rows of an ``NMS`` output: ``labels`` ``[K]`` (int), ``scores`` ``[K]``, ``boxes`` ``[K, 4]``
@@ -213,6 +250,25 @@ def unpack_nms(nms: ArrayLike, count: ArrayLike) -> list[Detections]:
     for n in range(rows.shape[0]):
         image = rows[n, 0, :min(int(kept[n]), rows.shape[2])]
         result.append(Detections(image[:, 1].astype(np.int64), image[:, 2].copy(), image[:, 3:].copy()))
+    return result
+
+
+def unpack_batched(count: ArrayLike, boxes: ArrayLike, scores: ArrayLike, classes: ArrayLike) -> list[Detections]:
+    """Per image, the first ``count[n]`` rows of the ``batched`` layout (``count`` any shape with N values, boxes
+    ``[N, K, 4]``, scores and classes ``[N, K]``). Every row below the count is kept whatever its class: a public
+    version of DeepStream's ``NvDsInferParseCustomBatchedNMSTLT`` has an inverted class check that drops them."""
+    kept = np.asarray(count).reshape(-1).astype(np.int64)
+    b = np.asarray(boxes, dtype=np.float32)
+    s = np.asarray(scores, dtype=np.float32)
+    c = np.asarray(classes, dtype=np.float32)
+    if (b.ndim != 3 or b.shape[2] != 4 or s.shape != b.shape[:2] or c.shape != b.shape[:2]
+            or kept.size != b.shape[0]):
+        raise ValueError(f"expected N counts, boxes [N, K, 4], scores [N, K] and classes [N, K], got {kept.size} "
+                         f"counts, {b.shape}, {s.shape} and {c.shape}")
+    result = []
+    for n in range(b.shape[0]):
+        rows = min(max(int(kept[n]), 0), b.shape[1])
+        result.append(Detections(c[n, :rows].astype(np.int64), s[n, :rows].copy(), b[n, :rows].copy()))
     return result
 
 
@@ -243,7 +299,7 @@ class _Tail:
 
 def _build(tail: _Tail, boxes: str, scores: str, config: NmsConfig, num_score_columns: int,
            num_anchors: int | None) -> None:
-    """Nodes from ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]`` to the two outputs (see module doc)."""
+    """Nodes from ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]`` to the layout's outputs (see module doc)."""
     columns = config.foreground_columns(num_score_columns)
     k = config.keep_top_k
     fill = tail.const("fill", FILL_SCORE, np.float32)
@@ -305,7 +361,29 @@ def _build(tail: _Tail, boxes: str, scores: str, config: NmsConfig, num_score_co
         chosen = tail.one("Clip", [chosen, zero_f, tail.const("one_f32", 1.0, np.float32)], "boxes_clipped")
     valid_3 = tail.one("Unsqueeze", [valid, axis2], "valid_n_k_1")
     chosen = tail.one("Where", [valid_3, chosen, zero_f], "boxes_out")
+    # valid, labels, confidence [N, K] and chosen [N, K, 4] hold the detections; only their layout differs.
+    if config.layout == "batched":
+        _batched_outputs(tail, config, valid, chosen, confidence, labels)
+    else:
+        _nms_outputs(tail, config, shape, valid, chosen, confidence, labels, zero_i, axis2)
 
+
+def _count_f32(tail: _Tail, valid: str, keepdims: int) -> str:
+    """The kept count per image in float32, ``[N]`` or ``[N, 1]``: it sums in float (exact far beyond any K) so that
+    no integer reduction is needed in TensorRT."""
+    valid_f = tail.one("Cast", [valid], "valid_f32", to=TensorProto.FLOAT)
+    return tail.one("ReduceSum", [valid_f, tail.const("axes_1c", [1], np.int64)], "count_f32", keepdims=keepdims)
+
+
+def _output(tail: _Tail, op_type: str, inputs: Sequence[str], name: str, **attrs: Any) -> None:
+    """A node whose output is the graph output ``name``."""
+    tail.nodes.append(helper.make_node(op_type, list(inputs), [name], name=f"{tail.prefix}{name}", **attrs))
+
+
+def _nms_outputs(tail: _Tail, config: NmsConfig, shape: str, valid: str, chosen: str, confidence: str, labels: str,
+                 zero_i: str, axis2: str) -> None:
+    """``NMS`` rows (image id, label, confidence, box) ``[N, 1, K, 7]`` and ``NMS_1`` ``[N, 1, 1, 1]``."""
+    k = config.keep_top_k
     batch = tail.one("Gather", [shape, tail.const("axis0_scalar", 0, np.int64)], "batch")
     image_ids = tail.one("Range", [zero_i, batch, tail.const("one_i64", 1, np.int64)], "image_range")
     image_ids = tail.one("Cast", [image_ids], "image_range_f32", to=TensorProto.FLOAT)
@@ -316,26 +394,37 @@ def _build(tail: _Tail, boxes: str, scores: str, config: NmsConfig, num_score_co
                  for t, name in ((image_ids, "image_id"), (labels, "label"), (confidence, "confidence"))]
     rows = tail.one("Concat", [*columns_3, chosen], "rows", axis=2)  # [N, K, 7]
     nms_name, count_name = config.output_names
-    tail.nodes.append(helper.make_node("Unsqueeze", [rows, tail.const("axes_1b", [1], np.int64)], [nms_name],
-                                       name=f"{tail.prefix}{nms_name}"))
-    # The count sums in float (exact far beyond any K) so no integer reduction is needed in TensorRT.
-    valid_f = tail.one("Cast", [valid], "valid_f32", to=TensorProto.FLOAT)
-    count = tail.one("ReduceSum", [valid_f, tail.const("axes_1c", [1], np.int64)], "count_f32", keepdims=0)
-    count = tail.one("Cast", [count], "count_i32", to=TensorProto.INT32)
-    tail.nodes.append(helper.make_node("Reshape", [count, tail.const("count_shape", [-1, 1, 1, 1], np.int64)],
-                                       [count_name], name=f"{tail.prefix}{count_name}"))
+    _output(tail, "Unsqueeze", [rows, tail.const("axes_1b", [1], np.int64)], nms_name)
+    count = tail.one("Cast", [_count_f32(tail, valid, keepdims=0)], "count_i32", to=TensorProto.INT32)
+    _output(tail, "Reshape", [count, tail.const("count_shape", [-1, 1, 1, 1], np.int64)], count_name)
+
+
+def _batched_outputs(tail: _Tail, config: NmsConfig, valid: str, chosen: str, confidence: str, labels: str) -> None:
+    """batchedNMSPlugin's count int32 ``[N, 1]``, boxes ``[N, K, 4]``, scores ``[N, K]``, classes ``[N, K]``."""
+    count_name, boxes_name, scores_name, classes_name = config.output_names
+    _output(tail, "Cast", [_count_f32(tail, valid, keepdims=1)], count_name, to=TensorProto.INT32)
+    _output(tail, "Identity", [chosen], boxes_name)
+    _output(tail, "Identity", [confidence], scores_name)
+    _output(tail, "Identity", [labels], classes_name)
 
 
 def _output_infos(config: NmsConfig, batch: int | str) -> list[onnx.ValueInfoProto]:
+    k = config.keep_top_k
+    if config.layout == "batched":
+        count_name, boxes_name, scores_name, classes_name = config.output_names
+        return [helper.make_tensor_value_info(count_name, TensorProto.INT32, [batch, 1]),
+                helper.make_tensor_value_info(boxes_name, TensorProto.FLOAT, [batch, k, 4]),
+                helper.make_tensor_value_info(scores_name, TensorProto.FLOAT, [batch, k]),
+                helper.make_tensor_value_info(classes_name, TensorProto.FLOAT, [batch, k])]
     nms_name, count_name = config.output_names
-    return [helper.make_tensor_value_info(nms_name, TensorProto.FLOAT, [batch, 1, config.keep_top_k, ROW_WIDTH]),
+    return [helper.make_tensor_value_info(nms_name, TensorProto.FLOAT, [batch, 1, k, ROW_WIDTH]),
             helper.make_tensor_value_info(count_name, TensorProto.INT32, [batch, 1, 1, 1])]
 
 
 def nms_tail_model(config: NmsConfig, num_score_columns: int, *, num_anchors: int | None = None,
                    batch: int | str = "N", opset: int = OPSET) -> onnx.ModelProto:
     """A standalone model of the tail: inputs ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]`` float32, outputs
-    ``NMS`` and ``NMS_1``. For tests, and for architectures that decode in Keras and export boxes and scores."""
+    ``config.output_names`` of its layout. For tests, and for architectures that decode in Keras and export boxes and scores."""
     if opset < MIN_OPSET:
         raise ValueError(f"the NMS tail needs opset {MIN_OPSET} or later, got {opset}")
     anchors: int | str = num_anchors if num_anchors is not None else "A"
@@ -373,8 +462,8 @@ def append_nms(model: onnx.ModelProto, boxes: str, scores: str, config: NmsConfi
                keep_outputs: bool = False) -> onnx.ModelProto:
     """A copy of ``model`` whose tensors ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]`` feed the tail.
 
-    The outputs become ``NMS``, ``NMS_1`` (DeepStream's parser wants exactly these two, in this order); with
-    ``keep_outputs`` the old outputs stay after them. ``C_in`` must be known to shape inference.
+    The outputs become ``config.output_names``: ``NMS``, ``NMS_1`` or the four ``BatchedNMS*`` of the batched layout
+    (DeepStream's parsers want exactly these, in this order); with ``keep_outputs`` the old outputs stay after them. ``C_in`` must be known to shape inference.
     """
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < MIN_OPSET:
