@@ -54,4 +54,4 @@ def test_an_architecture_that_does_not_serve_a_tool_says_so() -> None:
 def test_an_unknown_name_lists_the_served_ones() -> None:
     result = subprocess.run([str(BIN / "tlt-evaluate"), "yolo_v9"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "unknown architecture 'yolo_v9' (known: classification, detectnet_v2, dssd, retinanet, ssd)" in result.stderr
+    assert "unknown architecture 'yolo_v9' (known: classification, detectnet_v2, dssd, retinanet, ssd, yolo, yolo_v3)" in result.stderr

@@ -1,4 +1,4 @@
-"""SSD, DSSD and RetinaNet as a user meets them through the installed commands: spec mistakes the manuals warn about are one
+"""SSD, DSSD, RetinaNet and YOLOv3 as a user meets them through the installed commands: spec mistakes the manuals warn about are one
 line naming file:line and field, exit status 2, before any training starts (nothing written); a model that is not
 an SSD, an engine's outputs, and tlt-infer's own options."""
 
@@ -44,6 +44,13 @@ MISTAKES = [
      "retinanet_config.scales", "needs 6 values"),
     ("retinanet", {"n_kernels: 1": "n_kernels: 1\n  n_anchor_levels: 0"}, "retinanet_config.n_anchor_levels",
      "must be > 0"),
+    ("yolo", {'big_anchor_shape: "[ (116,90), (156,198), (373,326) ]"': 'big_anchor_shape: "[ (116,90), (156 198) ]"'},
+     "yolo_config.big_anchor_shape", "cannot read"),
+    ("yolo", {'small_anchor_shape: "[ (10,13), (16,30), (33,23) ]"': 'small_anchor_shape: "[]"'},
+     "yolo_config.small_anchor_shape", "at least one"),
+    ("yolo_v3", {"arch_conv_blocks: 2": "arch_conv_blocks: 3"}, "yolo_config.arch_conv_blocks", "0, 1 or 2"),
+    ("yolo_v3", {"output_image_height: 384": "output_image_height: 400", "crop_bottom: 384": "crop_bottom: 400"},
+     "output_image_height", "32"),
 ]
 
 

@@ -107,8 +107,8 @@ def _numpy_loss(y_true: np.ndarray, y_pred: np.ndarray, anchors: np.ndarray, *, 
     obj = bce(positive, sig[..., 4])
     cls_term = bce(target[..., 6:], sig[..., 5:]).sum(-1)
     n_pos, n_neg = max(positive.sum(), 1.0), max(negatives.sum(), 1.0)
-    return float(((positive * (loc * loc_term + obj + cls * cls_term)).sum() / n_pos
-                  + neg * (negatives * obj).sum() / n_neg))
+    return float((positive * (loc * loc_term + obj + cls * cls_term)).sum() / n_pos
+                  + neg * (negatives * obj).sum() / n_neg)
 
 
 @pytest.mark.parametrize("neutral", [0.5, 0.05])
@@ -194,3 +194,25 @@ def test_raw_and_deployed_outputs_give_the_same_detections() -> None:
         np.testing.assert_array_equal(ours.class_ids, theirs.class_ids)
         np.testing.assert_allclose(ours.boxes, theirs.boxes)
         assert ((ours.class_ids >= 0) & (ours.class_ids < 3)).all() and (ours.confidences > 0.2).all()
+
+
+def test_targets_decode_back_to_their_boxes() -> None:
+    """Raw outputs equal to the targets (σ⁻¹ of the cell offsets, the log sizes) decode to the ground truth, on a
+    non-square input: x and y, width and height are not swapped anywhere."""
+    import tensorflow as tf
+
+    width, height = 320, 192
+    shapes = [[(33, 101), (68, 52), (123, 71)], [(22, 64), (51, 28), (86, 38)], [(9, 25), (13, 38), (29, 21)]]
+    sizes = feature_sizes((height, width))
+    anchors = encoding.grid_anchors((height, width), sizes, shapes)
+    truth = np.array([[62, 28, 131, 56], [110, 39, 192, 97], [151, 12, 175, 83], [300, 150, 318, 190]], np.float32)
+    target = encoding.target_encoder((width, height), sizes, shapes, 3)(
+        tf.constant(truth), tf.constant([0, 1, 2, 0])).numpy()[:len(anchors)]
+    positives = np.flatnonzero(target[:, 5])
+    assert len(positives) == len(truth)
+    raw = np.zeros((1, len(anchors), 8), np.float32)
+    offsets = np.clip(target[:, :2], 1e-6, 1 - 1e-6)
+    raw[0, :, :2], raw[0, :, 2:4] = np.log(offsets / (1 - offsets)), target[:, 2:4]
+    decoded = encoding.decode_boxes(raw, anchors)[0, positives] * [width, height, width, height]
+    order = np.argsort(decoded[:, 0])
+    np.testing.assert_allclose(decoded[order], truth[np.argsort(truth[:, 0])], atol=1e-3)
