@@ -176,28 +176,28 @@ def test_training_pipeline_vs_bare_fit(benchmark: Any, data: tuple[Path, Path], 
     print(f"\nssd training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
 
 
-def test_engine_speed_and_nms_share(benchmark: Any) -> None:
+@pytest.mark.parametrize("name", ["ssd", "retinanet", "yolo_v3"])
+def test_engine_speed_and_nms_share(benchmark: Any, name: str) -> None:
     import onnx
     import onnxruntime as ort
 
     from libtlt.io.modelfile import load_model_file
-    from libtlt.layers import anchor_detection as ad
     from libtlt.registry import get_architecture
     from libtlt.runtime.keras_model import load_tlt_model
     from libtlt.spec import load_spec
 
-    if "ssd" not in TRAINED:
-        pytest.skip("needs test_learns_and_deploys[ssd] first")
-    spec_path, model_path, int8_engine, etlt = TRAINED["ssd"]
-    arch = get_architecture("ssd")
+    if name not in TRAINED:
+        pytest.skip(f"needs test_learns_and_deploys[{name}] first")
+    spec_path, model_path, int8_engine, etlt = TRAINED[name]
+    arch = get_architecture(name)
     spec = load_spec(spec_path, arch.spec_message())
     batch = next(arch.evaluation_batches(spec, batch_size=BATCH))[0]
-    model, _ = load_tlt_model(model_path, KEY, architecture="ssd")
-    anchors, variances, nms = arch.anchors(spec), arch.anchor_config(spec).variances, arch.nms(spec)
+    model, _ = load_tlt_model(model_path, KEY, architecture=name)
+    detect, raw_names = arch.detector(spec), arch.export_outputs(spec)
 
-    def keras_with_decoding() -> Any:
-        conf, loc = model.predict_on_batch(batch)
-        return ad.detect({ad.CONF_OUTPUT: conf, ad.LOC_OUTPUT: loc}, anchors, variances, nms, WIDTH, HEIGHT)
+    def keras_with_decoding() -> Any:  # what tlt-infer runs on a .tlt
+        outputs = model.predict_on_batch(batch)
+        return detect(dict(zip(raw_names, outputs if isinstance(outputs, list) else [outputs], strict=True)))
 
     def session(data: bytes) -> Any:
         options = ort.SessionOptions()
@@ -211,11 +211,10 @@ def test_engine_speed_and_nms_share(benchmark: Any) -> None:
     raw = onnx.load_from_string(full)
     kept = {o.name: o for o in raw.graph.output}
     del raw.graph.output[:]
-    raw.graph.output.extend([onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                             for n in (ad.CONF_OUTPUT, ad.LOC_OUTPUT)])
-    assert set(kept) == {"NMS", "NMS_1"}
+    raw.graph.output.extend([onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in raw_names])
+    assert set(kept) == set(arch.deployed_output_names(spec))
     fp32_full, fp32_raw = session(full), session(raw.SerializeToString())
-    feed = {"input_1": batch}
+    feed = {int8.get_inputs()[0].name: batch}
     seconds = {"keras": fastest(keras_with_decoding, 3), "ort_int8": fastest(lambda: int8.run(None, feed)),
                "ort_fp32": fastest(lambda: fp32_full.run(None, feed)),
                "ort_fp32_without_tail": fastest(lambda: fp32_raw.run(None, feed))}
@@ -226,4 +225,4 @@ def test_engine_speed_and_nms_share(benchmark: Any) -> None:
     numbers = {"images_per_s": speed, "int8_to_keras": round(ratio, 2), "int8_goal_met": bool(ratio >= 3.0),
                "nms_tail_share": round(share, 3), "nms_goal_met": bool(share <= 0.10)}
     benchmark.extra_info.update(numbers)
-    print(f"\nssd deployment, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
+    print(f"\n{name} deployment, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")

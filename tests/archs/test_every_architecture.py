@@ -84,10 +84,6 @@ def test_model_round_trip_and_identity_prune(name: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(np.asarray(theirs), ours, rtol=1e-4, atol=1e-5)
 
 
-SMALLER_DETECTOR_INPUT = {"output_image_width: 1248": "output_image_width: 480", "crop_right: 1248": "crop_right: 480",
-                          "output_image_height: 384": "output_image_height: 256", "crop_bottom: 384": "crop_bottom: 256"}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
@@ -100,9 +96,12 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
 
     arch = get_architecture(name)
     text = arch.default_spec()
-    if hasattr(arch, "export_tail"):  # the same checks at 480×256 instead of 1248×384: a quarter of the work
-        for old, new in SMALLER_DETECTOR_INPUT.items():
-            text = text.replace(old, new)
+    if hasattr(arch, "export_tail"):
+        # The same checks on the sample spec's ResNet10 at 480×256 (no data is read): the default's 1248×384 is four
+        # times the work, and YOLOv3's default DarkNet53 needs over 21 GiB in tf2onnx's optimizers (docs/yolo_v3.md).
+        from types import SimpleNamespace
+
+        text = arch.sample_spec(SimpleNamespace(train="/no/records/*", images="/no/images", root=str(tmp_path)))
     spec = load_spec_text(text, arch.spec_message(), name=f"<{name} spec>")
     arch.validate(spec)
     classes = ["a", "b"]

@@ -21,7 +21,10 @@ from libtlt.samples import generate_detection_dataset
 
 BIN = Path(sys.executable).parent
 KEY = "anchor_e2e_key"
-WIDTH, HEIGHT, FRAMES, VAL_FRAMES, EPOCHS = 320, 192, 64, 16, 14
+WIDTH, HEIGHT, FRAMES, VAL_FRAMES = 320, 192, 64, 16
+#: YOLOv3 trains one anchor per object (SSD and RetinaNet dozens): at 14 epochs its mAP varied 0.06-0.12 between
+#: runs, too near the margin.
+EPOCHS = {"ssd": 14, "retinanet": 14, "yolo_v3": 20}
 MARGIN = 0.05
 
 
@@ -59,7 +62,7 @@ def test_learns_and_its_export_agrees(name: str, tmp_path: Path) -> None:
     spec = tmp_path / "spec.txt"
     spec.write_text(arch.demo_spec(train_records=f"{train}/tfrecords/*", train_images=train,
                                    val_records=f"{val}/tfrecords/*", val_images=val, width=WIDTH, height=HEIGHT,
-                                   epochs=EPOCHS))
+                                   epochs=EPOCHS[name]))
     run("tlt-train", name, "-e", spec, "-r", tmp_path / "results", "-n", "model")
     model = tmp_path / "results" / "weights" / "model.tlt"
     trained = evaluated_map(name, spec, model, tmp_path / "ev_trained")
