@@ -289,35 +289,26 @@ def append_decoder_and_nms(model: Any, anchors: np.ndarray, variances: Sequence[
     ``[N, A, 4]``: outputs ``NMS``, ``NMS_1`` (DeepStream's)."""
     import copy
 
-    from onnx import helper, numpy_helper
-
-    from libtlt.runtime.onnx_nms import append_nms
+    from libtlt.runtime.onnx_nms import GraphBuilder, append_nms
 
     result = copy.deepcopy(model)
-    graph = result.graph
     anchor = anchors.astype(np.float32)
     centre = ((anchor[:, :2] + anchor[:, 2:]) / np.float32(2))[None]
     size = (anchor[:, 2:] - anchor[:, :2])[None]
     v = np.asarray(variances, np.float32)
-    prefix = "box_decoder/"
+    b = GraphBuilder("box_decoder/")
+    f32, i64 = np.float32, np.int64
 
-    def const(name: str, value: np.ndarray) -> str:
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value), prefix + name))
-        return prefix + name
-
-    def node(op: str, inputs: list[str], name: str, **attrs: Any) -> str:
-        graph.node.append(helper.make_node(op, inputs, [prefix + name], name=prefix + name, **attrs))
-        return prefix + name
-
-    starts, mids, ends, axes = (const("start", np.array([0], np.int64)), const("mid", np.array([2], np.int64)),
-                                const("end", np.array([4], np.int64)), const("axis", np.array([2], np.int64)))
-    t_xy = node("Slice", [loc, starts, mids, axes], "t_xy")
-    t_wh = node("Slice", [loc, mids, ends, axes], "t_wh")
-    xy = node("Add", [node("Mul", [t_xy, const("xy_scale", v[:2] * size)], "xy_offset"), const("centre", centre)],
-              "xy")
-    log_wh = node("Min", [node("Mul", [t_wh, const("wh_scale", np.broadcast_to(v[2:], size.shape).copy())],
-                               "log_wh_raw"), const("clip", np.array(box_ops.BBOX_EXP_CLIP, np.float32))], "log_wh")
-    wh = node("Mul", [node("Exp", [log_wh], "exp_wh"), const("size", size)], "wh")
-    half = node("Mul", [wh, const("half", np.array(0.5, np.float32))], "half_wh")
-    boxes = node("Concat", [node("Sub", [xy, half], "min_xy"), node("Add", [xy, half], "max_xy")], "boxes", axis=2)
+    starts, mids, ends, axes = (b.const("start", [0], i64), b.const("mid", [2], i64), b.const("end", [4], i64),
+                                b.const("axis", [2], i64))
+    t_xy = b.one("Slice", [loc, starts, mids, axes], "t_xy")
+    t_wh = b.one("Slice", [loc, mids, ends, axes], "t_wh")
+    xy = b.one("Add", [b.one("Mul", [t_xy, b.const("xy_scale", v[:2] * size, f32)], "xy_offset"),
+                       b.const("centre", centre, f32)], "xy")
+    log_wh = b.one("Min", [b.one("Mul", [t_wh, b.const("wh_scale", np.broadcast_to(v[2:], size.shape), f32)],
+                                 "log_wh_raw"), b.const("clip", box_ops.BBOX_EXP_CLIP, f32)], "log_wh")
+    wh = b.one("Mul", [b.one("Exp", [log_wh], "exp_wh"), b.const("size", size, f32)], "wh")
+    half = b.one("Mul", [wh, b.const("half", 0.5, f32)], "half_wh")
+    boxes = b.one("Concat", [b.one("Sub", [xy, half], "min_xy"), b.one("Add", [xy, half], "max_xy")], "boxes", axis=2)
+    b.add_to(result.graph)
     return append_nms(result, boxes, conf, config)

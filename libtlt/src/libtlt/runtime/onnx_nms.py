@@ -274,8 +274,9 @@ def unpack_batched(count: ArrayLike, boxes: ArrayLike, scores: ArrayLike, classe
 
 # --------------------------------------------------------------------------------------------- ONNX graph
 
-class _Tail:
-    """Collects the tail's nodes and constants; every name it makes starts with ``prefix``."""
+class GraphBuilder:
+    """Collects nodes and constants to add to an ONNX graph; every name it makes starts with ``prefix`` (the NMS
+    tail, the detectors' box decoders)."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix
@@ -296,8 +297,12 @@ class _Tail:
     def one(self, op_type: str, inputs: Sequence[str], name: str, **attrs: Any) -> str:
         return self.op(op_type, inputs, name, **attrs)[0]
 
+    def add_to(self, graph: onnx.GraphProto) -> None:
+        graph.node.extend(self.nodes)
+        graph.initializer.extend(self.initializers)
 
-def _build(tail: _Tail, boxes: str, scores: str, config: NmsConfig, num_score_columns: int,
+
+def _build(tail: GraphBuilder, boxes: str, scores: str, config: NmsConfig, num_score_columns: int,
            num_anchors: int | None) -> None:
     """Nodes from ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]`` to the layout's outputs (see module doc)."""
     columns = config.foreground_columns(num_score_columns)
@@ -368,19 +373,19 @@ def _build(tail: _Tail, boxes: str, scores: str, config: NmsConfig, num_score_co
         _nms_outputs(tail, config, shape, valid, chosen, confidence, labels, zero_i, axis2)
 
 
-def _count_f32(tail: _Tail, valid: str, keepdims: int) -> str:
+def _count_f32(tail: GraphBuilder, valid: str, keepdims: int) -> str:
     """The kept count per image in float32, ``[N]`` or ``[N, 1]``: it sums in float (exact far beyond any K) so that
     no integer reduction is needed in TensorRT."""
     valid_f = tail.one("Cast", [valid], "valid_f32", to=TensorProto.FLOAT)
     return tail.one("ReduceSum", [valid_f, tail.const("axes_1c", [1], np.int64)], "count_f32", keepdims=keepdims)
 
 
-def _output(tail: _Tail, op_type: str, inputs: Sequence[str], name: str, **attrs: Any) -> None:
+def _output(tail: GraphBuilder, op_type: str, inputs: Sequence[str], name: str, **attrs: Any) -> None:
     """A node whose output is the graph output ``name``."""
     tail.nodes.append(helper.make_node(op_type, list(inputs), [name], name=f"{tail.prefix}{name}", **attrs))
 
 
-def _nms_outputs(tail: _Tail, config: NmsConfig, shape: str, valid: str, chosen: str, confidence: str, labels: str,
+def _nms_outputs(tail: GraphBuilder, config: NmsConfig, shape: str, valid: str, chosen: str, confidence: str, labels: str,
                  zero_i: str, axis2: str) -> None:
     """``NMS`` rows (image id, label, confidence, box) ``[N, 1, K, 7]`` and ``NMS_1`` ``[N, 1, 1, 1]``."""
     k = config.keep_top_k
@@ -399,7 +404,7 @@ def _nms_outputs(tail: _Tail, config: NmsConfig, shape: str, valid: str, chosen:
     _output(tail, "Reshape", [count, tail.const("count_shape", [-1, 1, 1, 1], np.int64)], count_name)
 
 
-def _batched_outputs(tail: _Tail, config: NmsConfig, valid: str, chosen: str, confidence: str, labels: str) -> None:
+def _batched_outputs(tail: GraphBuilder, config: NmsConfig, valid: str, chosen: str, confidence: str, labels: str) -> None:
     """batchedNMSPlugin's count int32 ``[N, 1]``, boxes ``[N, K, 4]``, scores ``[N, K]``, classes ``[N, K]``."""
     count_name, boxes_name, scores_name, classes_name = config.output_names
     _output(tail, "Cast", [_count_f32(tail, valid, keepdims=1)], count_name, to=TensorProto.INT32)
@@ -428,7 +433,7 @@ def nms_tail_model(config: NmsConfig, num_score_columns: int, *, num_anchors: in
     if opset < MIN_OPSET:
         raise ValueError(f"the NMS tail needs opset {MIN_OPSET} or later, got {opset}")
     anchors: int | str = num_anchors if num_anchors is not None else "A"
-    tail = _Tail(f"{config.output_names[0]}/")
+    tail = GraphBuilder(f"{config.output_names[0]}/")
     _build(tail, "boxes", "scores", config, num_score_columns, num_anchors)
     inputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [batch, anchors, 4]),
               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, anchors, num_score_columns])]
@@ -484,7 +489,7 @@ def append_nms(model: onnx.ModelProto, boxes: str, scores: str, config: NmsConfi
     clashes = sorted(n for n in taken if n in config.output_names or n.startswith(prefix))
     if clashes:
         raise ValueError(f"the model already has tensors or nodes named {', '.join(clashes[:3])}")
-    tail = _Tail(prefix)
+    tail = GraphBuilder(prefix)
     _build(tail, boxes, scores, config, score_dims[2], anchors)
     graph.node.extend(tail.nodes)
     graph.initializer.extend(tail.initializers)

@@ -183,40 +183,28 @@ def append_decoder_and_nms(model: Any, anchors: np.ndarray, config: Any, encoded
     raw output ``encoded`` ``[N, A, 5 + C]``, then the standard-ONNX NMS tail of ``config`` (``BatchedNMS`` …)."""
     import copy
 
-    from onnx import helper, numpy_helper
-
-    from libtlt.runtime.onnx_nms import append_nms
+    from libtlt.runtime.onnx_nms import GraphBuilder, append_nms
 
     result = copy.deepcopy(model)
-    graph = result.graph
     anchor = anchors.astype(np.float32)
-    prefix = "yolo_decoder/"
-
-    def const(name: str, value: np.ndarray) -> str:
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value), prefix + name))
-        return prefix + name
-
-    def node(op: str, inputs: list[str], name: str, **attrs: Any) -> str:
-        graph.node.append(helper.make_node(op, inputs, [prefix + name], name=prefix + name, **attrs))
-        return prefix + name
-
-    axes = const("axis", np.array([2], np.int64))
+    b = GraphBuilder("yolo_decoder/")
+    f32, i64 = np.float32, np.int64
+    axes = b.const("axis", [2], i64)
 
     def columns(start: int, end: int, name: str) -> str:
-        return node("Slice", [encoded, const(f"{name}_start", np.array([start], np.int64)),
-                              const(f"{name}_end", np.array([end], np.int64)), axes], name)
+        return b.one("Slice", [encoded, b.const(f"{name}_start", [start], i64), b.const(f"{name}_end", [end], i64),
+                               axes], name)
 
-    max_int = np.iinfo(np.int64).max
     t_xy, t_wh, objectness = columns(0, 2, "t_xy"), columns(2, 4, "t_wh"), columns(4, 5, "objectness")
-    classes = node("Slice", [encoded, const("classes_start", np.array([5], np.int64)),
-                             const("classes_end", np.array([max_int], np.int64)), axes], "class_logits")
-    centre = node("Add", [node("Mul", [node("Sigmoid", [t_xy], "sigmoid_xy"), const("step", anchor[None, :, 4:6])],
-                               "cell_offset"), const("corner", anchor[None, :, :2])], "centre")
-    log_wh = node("Min", [t_wh, const("clip", np.array(box_ops.BBOX_EXP_CLIP, np.float32))], "log_wh")
-    half = node("Mul", [node("Exp", [log_wh], "exp_wh"), const("half_prior", anchor[None, :, 2:4] / np.float32(2))],
-                "half_wh")
-    boxes = node("Concat", [node("Sub", [centre, half], "min_xy"), node("Add", [centre, half], "max_xy")], "boxes",
-                 axis=2)
-    class_scores = node("Mul", [node("Sigmoid", [classes], "sigmoid_classes"),
-                                node("Sigmoid", [objectness], "sigmoid_objectness")], "scores")
+    classes = columns(5, int(np.iinfo(np.int64).max), "class_logits")
+    centre = b.one("Add", [b.one("Mul", [b.one("Sigmoid", [t_xy], "sigmoid_xy"), b.const("step", anchor[None, :, 4:6], f32)],
+                                 "cell_offset"), b.const("corner", anchor[None, :, :2], f32)], "centre")
+    log_wh = b.one("Min", [t_wh, b.const("clip", box_ops.BBOX_EXP_CLIP, f32)], "log_wh")
+    half = b.one("Mul", [b.one("Exp", [log_wh], "exp_wh"), b.const("half_prior", anchor[None, :, 2:4] / 2, f32)],
+                 "half_wh")
+    boxes = b.one("Concat", [b.one("Sub", [centre, half], "min_xy"), b.one("Add", [centre, half], "max_xy")], "boxes",
+                  axis=2)
+    class_scores = b.one("Mul", [b.one("Sigmoid", [classes], "sigmoid_classes"),
+                                 b.one("Sigmoid", [objectness], "sigmoid_objectness")], "scores")
+    b.add_to(result.graph)
     return append_nms(result, boxes, class_scores, config)
