@@ -98,7 +98,7 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
     text = arch.default_spec()
     if hasattr(arch, "export_tail"):
         # The same checks on the sample spec's ResNet10 at 480×256 (no data is read): the default's 1248×384 is four
-        # times the work, and YOLOv3's default DarkNet53 needs over 21 GiB in tf2onnx's optimizers (docs/yolo_v3.md).
+        # times the work, and YOLOv3's default DarkNet53 needs 13 GiB to export (docs/yolo_v3.md).
         from types import SimpleNamespace
 
         text = arch.sample_spec(SimpleNamespace(train="/no/records/*", images="/no/images", root=str(tmp_path)))

@@ -84,3 +84,24 @@ def test_a_wrong_conversion_fails_the_check() -> None:
     kernel.CopyFrom(onnx.numpy_helper.from_array(changed.astype(np.float32), kernel.name))
     with pytest.raises(TltError, match="differs from the Keras model"):
         check_conversion(model, converted, image_batch(), DETECTNET_OUTPUTS)
+
+
+def test_optimizers_run_in_place_and_the_environment_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tf2onnx's graph copies per optimizer exhausted memory on DarkNet53 YOLOv3: they must be off while converting,
+    and a user's own TF2ONNX_CATCH_ERRORS setting must survive the export."""
+    import tf2onnx.optimizer
+
+    real = tf2onnx.optimizer.optimize_graph
+    seen: list[bool] = []
+
+    def recording(graph, catch_errors=True, optimizers=None):  # type: ignore[no-untyped-def]
+        seen.append(catch_errors)
+        return real(graph, catch_errors, optimizers=optimizers)
+
+    monkeypatch.setattr(tf2onnx.optimizer, "optimize_graph", recording)
+    monkeypatch.setenv("TF2ONNX_CATCH_ERRORS", "TRUE")
+    keras_to_onnx(detector(), DETECTNET_OUTPUTS)
+    assert seen == [False]
+    import os
+
+    assert os.environ["TF2ONNX_CATCH_ERRORS"] == "TRUE"
