@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-peers
 TOOLS := $(wildcard tools/tlt-*)
 PROTOS := $(wildcard libtlt/src/libtlt/spec/protos/*.proto)
 PYTEST_ARGS ?=
@@ -33,7 +34,12 @@ test: install
 demo: install
 	$(BIN)/python -m libtlt.demo demo_out
 
-bench: install
+# The peers of bench/ (bench/peers.txt), on top of the pinned install; `make test` never needs them.
+$(BENCH_STAMP): $(STAMP) bench/peers.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r bench/peers.txt
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
 	$(BIN)/python -m pytest -q -s bench --benchmark-only --benchmark-columns=min,mean,max,rounds
 
 lint: install
