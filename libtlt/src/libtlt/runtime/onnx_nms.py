@@ -161,7 +161,7 @@ def _suppressed(best: NDArray[np.float32], others: NDArray[np.float32], threshol
     return overlapping & (iou > threshold)
 
 
-def _class_nms(corners: NDArray[np.float32], scores: NDArray[np.float32], config: NmsConfig) -> NDArray[np.intp]:
+def class_nms(corners: NDArray[np.float32], scores: NDArray[np.float32], config: NmsConfig) -> NDArray[np.intp]:
     """Kept anchor indices of one image and class, best first."""
     order = np.argsort(-scores, kind="stable")
     if config.top_k is not None:
@@ -202,7 +202,7 @@ def nms_reference(boxes: ArrayLike, scores: ArrayLike, config: NmsConfig) -> tup
     out[:, 0, :, 1] = PAD_LABEL
     counts = np.zeros((batch, 1, 1, 1), dtype=np.int32)
     for n in range(batch):
-        found = [(_class_nms(corners[n], s[n, :, col], config), c) for c, col in enumerate(columns)]
+        found = [(class_nms(corners[n], s[n, :, col], config), c) for c, col in enumerate(columns)]
         anchor = np.concatenate([kept for kept, _ in found]).astype(np.intp)
         cls = np.concatenate([np.full(kept.size, c, dtype=np.intp) for kept, c in found])
         score = s[n, anchor, np.asarray(columns, dtype=np.intp)[cls]]
@@ -370,7 +370,7 @@ def _build(tail: GraphBuilder, boxes: str, scores: str, config: NmsConfig, num_s
     if config.layout == "batched":
         _batched_outputs(tail, config, valid, chosen, confidence, labels)
     else:
-        _nms_outputs(tail, config, shape, valid, chosen, confidence, labels, zero_i, axis2)
+        nms_outputs(tail, config, shape, valid, chosen, confidence, labels, zero_i, axis2)
 
 
 def _count_f32(tail: GraphBuilder, valid: str, keepdims: int) -> str:
@@ -385,7 +385,7 @@ def _output(tail: GraphBuilder, op_type: str, inputs: Sequence[str], name: str, 
     tail.nodes.append(helper.make_node(op_type, list(inputs), [name], name=f"{tail.prefix}{name}", **attrs))
 
 
-def _nms_outputs(tail: GraphBuilder, config: NmsConfig, shape: str, valid: str, chosen: str, confidence: str, labels: str,
+def nms_outputs(tail: GraphBuilder, config: NmsConfig, shape: str, valid: str, chosen: str, confidence: str, labels: str,
                  zero_i: str, axis2: str) -> None:
     """``NMS`` rows (image id, label, confidence, box) ``[N, 1, K, 7]`` and ``NMS_1`` ``[N, 1, 1, 1]``."""
     k = config.keep_top_k
@@ -413,7 +413,7 @@ def _batched_outputs(tail: GraphBuilder, config: NmsConfig, valid: str, chosen: 
     _output(tail, "Identity", [labels], classes_name)
 
 
-def _output_infos(config: NmsConfig, batch: int | str) -> list[onnx.ValueInfoProto]:
+def output_infos(config: NmsConfig, batch: int | str) -> list[onnx.ValueInfoProto]:
     k = config.keep_top_k
     if config.layout == "batched":
         count_name, boxes_name, scores_name, classes_name = config.output_names
@@ -437,7 +437,7 @@ def nms_tail_model(config: NmsConfig, num_score_columns: int, *, num_anchors: in
     _build(tail, "boxes", "scores", config, num_score_columns, num_anchors)
     inputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [batch, anchors, 4]),
               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, anchors, num_score_columns])]
-    graph = helper.make_graph(tail.nodes, "nms_tail", inputs, _output_infos(config, batch), tail.initializers)
+    graph = helper.make_graph(tail.nodes, "nms_tail", inputs, output_infos(config, batch), tail.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tlt-nms-tail")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
@@ -495,7 +495,7 @@ def append_nms(model: onnx.ModelProto, boxes: str, scores: str, config: NmsConfi
     graph.initializer.extend(tail.initializers)
     old_outputs = list(graph.output)
     del graph.output[:]
-    graph.output.extend(_output_infos(config, batch or "N"))
+    graph.output.extend(output_infos(config, batch or "N"))
     if keep_outputs:
         graph.output.extend(old_outputs)
     onnx.checker.check_model(result)
