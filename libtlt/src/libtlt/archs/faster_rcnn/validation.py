@@ -36,6 +36,7 @@ BACKBONES = (
 CHANNEL_ORDERS: dict[int, tuple[str, ...]] = {pb.RGB: ("rgb", "bgr"), pb.GRAYSCALE: ("l", "1")}
 
 MIN_INPUT_SIZE = 160  # 000 chapter 3: "W >= 160; H >= 160"
+BACKGROUND = "background"
 RPN_STRIDE = 16  # "This value is fixed(16) for current implementation."
 REGR_STD_KEYS = ("x", "y", "w", "h")
 REG_TYPES = ("L1", "L2", "none")
@@ -238,6 +239,11 @@ def _validate_dataset(spec: LoadedSpec[pb.Experiment], dataset: common_pb2.Datas
         seen.add(mapping.key)
         if not mapping.value:
             raise spec.error(f"{path}.target_class_mapping[{index}].value", "the target class name is empty")
+        for part in ("key", "value"):
+            if getattr(mapping, part).lower() == BACKGROUND:
+                raise spec.error(f"{path}.target_class_mapping[{index}].{part}",
+                                 f"'{BACKGROUND}' is FasterRCNN's own last class (every ROI that matches no object); "
+                                 "map no class to or from it")
 
 
 def _validate_training(spec: LoadedSpec[pb.Experiment], training: pb.TrainingConfig, dynamic: bool) -> None:
@@ -268,6 +274,10 @@ def _validate_training(spec: LoadedSpec[pb.Experiment], training: pb.TrainingCon
     for field in ("std_scaling", "lambda_rpn_regr", "lambda_rpn_class", "lambda_cls_regr", "lambda_cls_class"):
         if getattr(training, field) <= 0:
             raise spec.error(f"{p}.{field}", f"must be > 0, got {getattr(training, field):g}")
+    if training.HasField("std_scaling") and training.std_scaling != 1.0:
+        raise spec.error(f"{p}.std_scaling", f"only 1.0 is supported, got {training.std_scaling:g}: the original "
+                         "divides the RPN's predicted deltas by it but never scales their targets, so any other value "
+                         "trains boxes that the proposal layer then shrinks or stretches")
     _validate_regr_std(spec, training)
     _validate_proposals(spec, training, p)
     _validate_regularizer(spec, training)
