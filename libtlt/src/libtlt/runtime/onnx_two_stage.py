@@ -173,14 +173,20 @@ def _pixel_limits(height: int, width: int) -> NDArray[np.float32]:
     return np.asarray([width - 1, height - 1, width - 1, height - 1], dtype=np.float32)
 
 
+def _decoded_corners(d: NDArray[np.float32], size: NDArray[np.float32], centre: NDArray[np.float32], height: int,
+                     width: int) -> NDArray[np.float32]:
+    """(tx, ty, tw, th) against boxes of ``size`` and ``centre`` → corners clipped to the image (both decoders)."""
+    middle = d[..., :2] * size + centre
+    with np.errstate(over="ignore"):
+        half = np.exp(d[..., 2:]) * size * np.float32(0.5)
+    boxes = np.concatenate([middle - half, middle + half], axis=-1)
+    return np.minimum(np.maximum(boxes, np.float32(0)), _pixel_limits(height, width))
+
+
 def _decode_rpn(deltas: NDArray[np.float32], anchors: ArrayLike, config: ProposalConfig) -> NDArray[np.float32]:
     size_a, centre_a = _anchor_geometry(anchors)
     d = deltas / np.float32(config.std_scaling)
-    centre = d[..., :2] * size_a + centre_a
-    with np.errstate(over="ignore"):
-        half = np.exp(d[..., 2:]) * size_a * np.float32(0.5)
-    boxes = np.concatenate([centre - half, centre + half], axis=-1)
-    return np.minimum(np.maximum(boxes, np.float32(0)), _pixel_limits(config.image_height, config.image_width))
+    return _decoded_corners(d, size_a, centre_a, config.image_height, config.image_width)
 
 
 def proposals_reference(scores: ArrayLike, deltas: ArrayLike, anchors: ArrayLike, config: ProposalConfig
@@ -255,15 +261,11 @@ def crop_and_resize_reference(features: ArrayLike, rois: ArrayLike, image_size: 
 def _decode_rcnn(rois: NDArray[np.float32], deltas: NDArray[np.float32], config: DetectionConfig
                  ) -> NDArray[np.float32]:
     """Per-class boxes ``[N, R, C, 4]`` from ROIs ``[N, R, 4]`` and deltas ``[N, R, C, 4]`` (+1 convention)."""
-    d = deltas / np.asarray(config.regr_std, dtype=np.float32)
+    d = (deltas / np.asarray(config.regr_std, dtype=np.float32)).astype(np.float32)
     size0 = rois[..., 2:] - rois[..., :2] + np.float32(1)
     centre0 = (rois[..., :2] + size0 * np.float32(0.5))[:, :, None, :]
     size0 = size0[:, :, None, :]
-    centre = d[..., :2] * size0 + centre0
-    with np.errstate(over="ignore"):
-        half = np.exp(d[..., 2:]) * size0 * np.float32(0.5)
-    boxes = np.concatenate([centre - half, centre + half], axis=-1)
-    return np.minimum(np.maximum(boxes, np.float32(0)), _pixel_limits(config.image_height, config.image_width))
+    return _decoded_corners(d, size0, centre0, config.image_height, config.image_width)
 
 
 def detections_reference(rois: ArrayLike, probs: ArrayLike, deltas: ArrayLike, config: DetectionConfig
