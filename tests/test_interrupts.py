@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -67,3 +70,89 @@ def test_a_signal_ignored_at_start_stays_ignored() -> None:
             assert interrupts.pending() is None
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def _run_script(source: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_stopped_tool_exits_even_when_a_thread_would_hold_interpreter_shutdown() -> None:
+    """A non-daemon thread that never ends makes ``sys.exit`` wait forever at shutdown; after a delivered signal
+    run_tool exits without that shutdown."""
+    done = _run_script("""
+        import os, signal, threading, time
+        from libtlt.cli_options import run_tool
+
+        def body():
+            threading.Thread(target=lambda: time.sleep(3600)).start()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(3600)
+
+        run_tool(body)
+    """)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "Interrupted by SIGTERM."
+
+
+def test_the_watchdog_ends_a_clean_up_that_never_ends() -> None:
+    done = _run_script("""
+        import os, signal, time
+        from libtlt import interrupts
+
+        interrupts.STOP_GRACE_SECONDS = 1.0
+        with interrupts.handlers_installed():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(3600)
+            finally:
+                while True:  # a clean-up stuck for good (a lock, a thread join)
+                    try:
+                        time.sleep(3600)
+                    except BaseException:
+                        pass
+    """)
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "the clean-up did not end within 1 s" in done.stderr
+
+
+def test_the_watchdog_leaves_a_block_that_ended_alone() -> None:
+    done = _run_script("""
+        import os, signal, time
+        from libtlt import interrupts
+
+        interrupts.STOP_GRACE_SECONDS = 0.5
+        try:
+            with interrupts.handlers_installed():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(3600)
+        except interrupts.Interrupted:
+            pass
+        time.sleep(1.5)
+        print("still here")
+    """)
+    assert done.returncode == 0 and done.stdout.strip() == "still here", done.stderr[-2000:]
+
+
+def test_a_signal_during_the_tensorflow_import_waits_for_its_end() -> None:
+    """Raised inside TensorFlow's import, the interrupt left half-imported modules and an AttributeError (exit 1)."""
+    done = _run_script("""
+        import os, signal, threading
+        from libtlt.cli_options import run_tool
+
+        def body():
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            try:
+                import tensorflow
+                raise AssertionError("the signal should be raised when the import ends")
+            finally:  # a clean-up that needs TensorFlow (tlt-train's failure record did)
+                import sys
+                print("imported whole:", "tensorflow" in sys.modules)
+                import tensorflow as tf
+                tf.data.Dataset.range(1)
+
+        run_tool(body)
+    """, timeout=240)
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1] == "Interrupted by SIGTERM."
+    assert done.stdout.strip() == "imported whole: True"

@@ -133,7 +133,7 @@ def run_tool(body: Callable[[], Any], *, verbose: bool = False, log_file: str | 
     except KeyboardInterrupt as err:
         stopped = err if isinstance(err, interrupts.Interrupted) else interrupts.Interrupted(signal.SIGINT)
         click.echo(stopped.one_line(), err=True)
-        sys.exit(stopped.exit_status)
+        interrupts.exit_after(stopped)
 
 
 def os_error_line(err: OSError) -> str:

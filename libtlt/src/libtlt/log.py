@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import logging
 import os
 import re
@@ -35,14 +37,14 @@ def quiet_native_logs(verbose: bool = False) -> None:
     Must run before TensorFlow is imported (its C++ logger reads the environment once); tools import
     TensorFlow lazily, inside the body that ``run_tool`` runs after this. The banners that its
     libraries print while loading ignore ``TF_CPP_MIN_LOG_LEVEL``; they are filtered out of stderr
-    during that one import (:class:`_QuietTensorFlowImport`), every other line is kept.
+    during that one import (:class:`_QuietTensorFlowImport`), every other line is kept. With ``verbose`` the
+    banners stay, but the import is still held whole against stop signals.
     """
-    if verbose:
-        return
-    for name, value in NATIVE_LOG_ENV.items():
-        os.environ.setdefault(name, value)
+    if not verbose:
+        for name, value in NATIVE_LOG_ENV.items():
+            os.environ.setdefault(name, value)
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
+        sys.meta_path.insert(0, _QuietTensorFlowImport(filter_banners=not verbose))
 
 
 @contextlib.contextmanager
@@ -74,39 +76,43 @@ def filtered_native_stderr(drop: re.Pattern[str] = _IMPORT_BANNER) -> Iterator[N
                 sys.stderr.flush()
 
 
-class _QuietLoader(importlib.abc.Loader):
-    """Runs the wrapped loader's ``exec_module`` with the start-up banners filtered out."""
+class _AlreadyImported(importlib.abc.Loader):
+    """Hands the import system a module that :class:`_QuietTensorFlowImport` has imported already."""
 
-    def __init__(self, loader: Any):
-        self.loader = loader
+    def __init__(self, module: ModuleType):
+        self.module = module
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return self.module
 
     def exec_module(self, module: ModuleType) -> None:
-        try:
-            with filtered_native_stderr():
-                self.loader.exec_module(module)
-        finally:
-            if module.__spec__ is not None:
-                module.__spec__.loader = self.loader
-            module.__loader__ = self.loader
+        return None
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """A one-shot import hook: the first ``import tensorflow`` (direct or through Keras) runs quietly."""
+    """A one-shot import hook: the first ``import tensorflow`` (direct or through Keras) runs whole, and quietly
+    if ``filter_banners``.
+
+    Whole: a stop signal waits until TensorFlow is imported and is raised after it, outside the import; raised
+    inside it, it left half-imported submodules behind and the clean-up that followed died on them with an
+    AttributeError (exit 1). So the import runs here, in the finder, and the import system gets the finished module.
+    """
+
+    def __init__(self, filter_banners: bool = True):
+        self.filter_banners = filter_banners
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "tensorflow":
             return None
+        from libtlt import interrupts
+
         with contextlib.suppress(ValueError):
             sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        spec.loader = _QuietLoader(spec.loader)
-        return spec
+        # deferred() raises a signal that arrived meanwhile, once the module is complete.
+        with interrupts.deferred(), filtered_native_stderr() if self.filter_banners else contextlib.nullcontext():
+            module = importlib.import_module(fullname)
+        return importlib.util.spec_from_loader(fullname, _AlreadyImported(module))
 
 
 def setup_logging(verbose: bool = False, log_file: str | None = None) -> None:

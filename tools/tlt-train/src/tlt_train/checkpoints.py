@@ -37,7 +37,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,19 +185,21 @@ class ResumeState:
     def initial_epoch(self) -> int:
         return self.epoch
 
-    def restore_optimizer(self, optimizer: Any = None) -> Any:
+    def restore_optimizer(self, optimizer: Any = None, *, variables: Sequence[Any] | None = None) -> Any:
         """The optimizer to compile the resumed model with, in the state the checkpoint recorded.
 
         Without ``optimizer`` it is rebuilt from the stored config (same type, hyperparameters and
         learning-rate schedule). Its variables (iteration count, slots) are loaded when the
-        checkpoint has them and they fit; otherwise only the iteration count is set.
+        checkpoint has them and they fit; otherwise only the iteration count is set. ``variables`` are the
+        trainable variables in the order the optimizer was built on when saved (a model fitted through an
+        architecture's ``training_view`` orders them its own way); the loaded model's by default.
         """
         if optimizer is None:
             if self.optimizer_config is None:
                 raise ModelFileError("the checkpoint records no optimizer; pass one to restore_optimizer()",
                                      location=self.path)
             optimizer = keras.optimizers.deserialize(self.optimizer_config)
-        optimizer.build(self.model.trainable_variables)
+        optimizer.build(list(variables) if variables is not None else self.model.trainable_variables)
         stored = self.optimizer_variables
         if stored is not None and _fits(optimizer.variables, stored):
             optimizer.load_own_variables({str(i): value for i, value in enumerate(stored)})

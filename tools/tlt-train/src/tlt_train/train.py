@@ -169,25 +169,24 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
             return TrainResult(final, state.epoch, plan.epochs, list(data.classes))
 
     with strategy.scope():
-        if state is not None:
-            model = state.model
-            _regularize(model, plan)
-            optimizer = state.restore_optimizer()
+        model = state.model if state is not None else _fresh_model(arch, spec, plan, data.classes, key)
+        _regularize(model, plan)
+        fit_model, saving_view = _training_view(arch, spec, model, plan)
+        if state is not None:  # slots in the order the fitted model's variables had when it was saved
+            optimizer = state.restore_optimizer(variables=fit_model.trainable_variables)
         else:
-            model = _fresh_model(arch, spec, plan, data.classes, key)
-            _regularize(model, plan)
             optimizer = _optimizer(plan, data.steps_per_epoch, strategy.num_replicas_in_sync)
         qat = _quantization_aware(model, plan, state.metadata if state is not None else None)
         if qat is not None:
-            model = qat.model
-        model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
-    prepare_multi_worker_fit(model, strategy)
+            model = fit_model = qat.model
+            saving_view = qat.saving_view
+        fit_model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
+    prepare_multi_worker_fit(fit_model, strategy)
     if logger.isEnabledFor(10):
         model.summary(print_fn=lambda line, **_: logger.debug(line))
 
     checkpoint = CheckpointCallback(results, plan.model_name, key, interval=plan.checkpoint_interval,
-                                    metadata=metadata, is_chief=chief,
-                                    saving_view=qat.saving_view if qat is not None else None, **saving)
+                                    metadata=metadata, is_chief=chief, saving_view=saving_view, **saving)
     # Optional architecture hook: its callbacks run first, so what they add to the epoch logs (e.g. a
     # detector's validation mAP) reaches status.json and the CSV log.
     hook = getattr(arch, "training_callbacks", None)
@@ -197,7 +196,7 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
                  *extra_callbacks]
     started = time.perf_counter()
     try:
-        history = model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
+        history = fit_model.fit(data.train, epochs=plan.epochs, initial_epoch=initial_epoch,
                             steps_per_epoch=data.steps_per_epoch, validation_data=data.validation,
                             validation_steps=data.validation_steps, callbacks=callbacks, shuffle=False, verbose=0)
     except Exception as err:
@@ -367,6 +366,20 @@ def _is_pruned_tlt(path: str | Path, key: str) -> bool:
         if handle.read(8) != b"TLTMODEL":
             return False
     return bool(load_model_file(path, key).metadata.get(PRUNED_KEY))
+
+
+def _training_view(arch: Any, spec: LoadedSpec[Any], model: Any, plan: TrainPlan) -> tuple[Any, Any]:
+    """``(model to fit, checkpoint saving view)``: the architecture's optional ``training_view`` hook for models
+    trained through another graph than the one saved (FasterRCNN samples its ROIs against the ground truth inside
+    the fitted graph); otherwise the model itself, saved as is."""
+    view = getattr(arch, "training_view", None)
+    if view is None:
+        return model, None
+    if plan.enable_qat:
+        raise UnsupportedError(f"enable_qat: quantization-aware training of {arch.name} is not supported yet; "
+                               "train in float and calibrate at export (tlt-export --data_type int8)")
+    fit_model, saving_view = view(spec, model)
+    return fit_model, saving_view
 
 
 def _quantization_aware(model: Any, plan: TrainPlan, resumed: dict[str, Any] | None) -> Any:
