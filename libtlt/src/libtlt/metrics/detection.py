@@ -171,6 +171,8 @@ class DetectionResult:
     classes: dict[str, ClassResult]
     #: Mean AP over the classes with ground truth (``nan`` when none has).
     mean_average_precision: float
+    #: An architecture's further numbers for the report, e.g. FasterRCNN's ``rpn_recall`` ({class: fraction}).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -87,6 +87,10 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,
                                         truth.class_ids)
                     coco.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)
+                    # A two-stage detector's proposals (from a .tlt) for its RPN recall.
+                    proposals = getattr(found, "proposals", None)
+                    if proposals is not None and hasattr(evaluator, "add_proposals"):
+                        evaluator.add_proposals(proposals, truth.boxes, truth.class_ids)
                 num_images += len(truths)
                 bar.update(len(truths))
         except tf.errors.OpError as err:
@@ -96,6 +100,10 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                    or DataError(f"an image of the dataset cannot be read ({err.message.splitlines()[0]})")) from None
     result = evaluator.result()
     click.echo(format_table(result, median_seconds=float(np.median(seconds)) if seconds else None))
+    extra = dict(getattr(result, "extra", {}) or {})
+    for name, values in extra.items():  # e.g. FasterRCNN's rpn_recall per class
+        if isinstance(values, dict):
+            click.echo(f"{name}: " + ", ".join(f"{k} {_percent(float(v))}%" for k, v in values.items()))
     coco_stats = coco.result()
     click.echo(f"COCO bbox: AP@[.50:.95] {_coco(coco_stats['AP'])}, AP50 {_coco(coco_stats['AP50'])}, "
                f"AP75 {_coco(coco_stats['AP75'])} (all 12 numbers in {REPORT_FILE})")
@@ -106,6 +114,7 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
     report = report_dict(result, model=str(model), spec=str(experiment_spec_file), num_images=num_images,
                          use_training_set=use_training_set, pr_curves=curves)
     report["coco_bbox"] = coco_stats
+    report.update({name: _numbers(values) for name, values in extra.items()})
     from libtlt.io.atomic import write_text
 
     write_text(out_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
@@ -167,6 +176,13 @@ def _coco(value: float) -> str:
 
 def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
+
+
+def _numbers(values: Any) -> Any:
+    """An architecture's extra report values with NaN as ``null`` (JSON has no NaN)."""
+    if isinstance(values, dict):
+        return {str(k): _numbers(v) for k, v in values.items()}
+    return _number(float(values)) if isinstance(values, (int, float)) else values
 
 
 def report_dict(result: Any, *, model: str, spec: str, num_images: int, use_training_set: bool,

@@ -34,6 +34,8 @@ CHANNELWISE = "channelwise"  # BatchNormalization, PReLU: per-channel weights, s
 PASSTHROUGH = "passthrough"  # no weights that depend on channels
 BARRIER = "barrier"          # its input channels cannot change (groups feeding it are fixed)
 OPAQUE = "opaque"            # a layer this tool does not know
+#: Class attribute by which a custom layer says its output's last axis carries its input k's channels unchanged.
+PRUNED_CHANNELS_FOLLOW = "pruned_channels_follow_input"
 
 
 @dataclass(eq=False)
@@ -294,6 +296,9 @@ class _Analyzer:
             return [None] * len(outs)
         if family in ("conv", "transpose", "separable", "dense"):
             return [self.producer(op, family, ins[0], in_maps[0], outs[0], first)]
+        follow = getattr(type(op), PRUNED_CHANNELS_FOLLOW, None)
+        if family is None and follow is not None:
+            return [self.follow_input(op, ins, in_maps, outs[0], int(follow)), *[None] * (len(outs) - 1)]
         if family is None:
             info = self.info(op, OPAQUE)
             gids = set().union(*(m.groups() for m in in_maps if m is not None))
@@ -307,6 +312,22 @@ class _Analyzer:
             return [None] * len(outs)
         handler = getattr(self, f"visit_{family}")
         return [handler(op, ins, in_maps, outs[0], first)]
+
+    def follow_input(self, op: Any, ins: Sequence[Any], in_maps: list[ChannelMap | None], out: Any,
+                     index: int) -> ChannelMap | None:
+        """A layer of an architecture that declares ``pruned_channels_follow_input = k``: the last axis of its
+        (first) output is the last axis of its input k, channel for channel, and it has no weights that depend on
+        them (FasterRCNN's crop-and-resize and ROI regrouping). Prunable channels of other inputs are fixed."""
+        others = [m for i, m in enumerate(in_maps) if i != index]
+        self.fix_all(others, f"input of '{op.name}' whose channels it does not pass on")
+        in_map = in_maps[index] if index < len(in_maps) else None
+        self.info(op, PASSTHROUGH)
+        if in_map is None:
+            return None
+        if in_map.axis != len(_shape(ins[index])) - 1:
+            self.barrier(op, [in_map], "channels are not on the last axis")
+            return None
+        return ChannelMap(len(_shape(out)) - 1, in_map.gid, in_map.idx)
 
     def barrier(self, op: Any, in_maps: Sequence[ChannelMap | None], reason: str) -> None:
         info = self.info(op, BARRIER)

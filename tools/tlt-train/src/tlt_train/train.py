@@ -180,7 +180,11 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
         if qat is not None:
             model = fit_model = qat.model
             saving_view = qat.saving_view
-        fit_model.compile(optimizer=optimizer, loss=arch.loss(spec), metrics=arch.metrics(spec))
+        # A model with its own compute_loss (a training_view's) has no loss or metrics to compile: Keras would try
+        # to pair its outputs with the targets by name.
+        loss, metrics = arch.loss(spec), arch.metrics(spec)
+        fit_model.compile(optimizer=optimizer, **({"loss": loss} if loss is not None else {}),
+                          **({"metrics": metrics} if metrics else {}))
     prepare_multi_worker_fit(fit_model, strategy)
     if logger.isEnabledFor(10):
         model.summary(print_fn=lambda line, **_: logger.debug(line))

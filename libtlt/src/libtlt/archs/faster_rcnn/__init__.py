@@ -1,9 +1,11 @@
-"""FasterRCNN: two-stage detector with RPN, RoI crop-and-resize and an RCNN head (000 §7.3, 002)."""
+"""FasterRCNN: two-stage detector with RPN, RoI crop-and-resize and an RCNN head (000 §7.3, 002).
 
-from libtlt.registry import BOX_DETECTOR, DeclaredArchitecture
-from libtlt.spec.experiments import SpecKind
+One folder, one entry point: the network pieces, the data, the training graph and the decoding are the modules
+here; ``architecture.FasterRcnnArchitecture`` puts them behind the Architecture protocol (docs/faster_rcnn.md).
+Importing the package registers the network's custom Keras layers, which a saved model needs to load.
+"""
 
-ARCHITECTURE = DeclaredArchitecture(
-    "faster_rcnn", BOX_DETECTOR, pending="issue 16",
-    spec=SpecKind("faster_rcnn", "faster_rcnn_pb2", "Experiment", "libtlt.archs.faster_rcnn.validation:validate"),
-)
+from libtlt.archs.faster_rcnn import network as _network  # noqa: F401  (registers ProposalLayer, CropAndResize, ...)
+from libtlt.archs.faster_rcnn.architecture import FasterRcnnArchitecture
+
+ARCHITECTURE = FasterRcnnArchitecture()

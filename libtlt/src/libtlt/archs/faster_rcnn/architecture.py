@@ -1,9 +1,10 @@
-"""FasterRCNN's spec → the configurations of its parts, and the training side of the Architecture protocol.
+"""FasterRCNN behind the Architecture protocol: spec → the configurations of its parts, and what each tool needs.
 
-Not registered yet (docs/faster_rcnn.md): the registry still declares FasterRCNN pending until evaluation,
-inference and export are served too. What is here is what ``tlt-train`` needs, plus ``training_view``: the model
-``fit`` trains (:class:`~libtlt.archs.faster_rcnn.training.FasterRcnnTrainer`, ground truth inside the graph) is not
-the model checkpoints save (the inference network, same weights).
+``training_view``: the model ``fit`` trains (:class:`~libtlt.archs.faster_rcnn.training.FasterRcnnTrainer`, ground
+truth inside the graph) is not the model checkpoints save (the inference network, same weights). Evaluation and
+inference decode the inference model's ``proposals`` / ``dense_class_td`` / ``dense_regress_td`` in NumPy
+(``decoding``), or read an exported graph's ``NMS`` / ``NMS_1``; evaluation also reports the RPN recall of the
+proposals (a ``.tlt`` only: an exported graph has no proposals output).
 
 Both spec layouts are read (DETECTORS-TWO-STAGE.md §1 "Spec fields"): TLT 2.0's ``network_config`` with
 ``training_config.reg_config`` / ``lr_scheduler`` and an ``lr`` inside the optimizer, and TAO's ``model_config``
@@ -12,12 +13,18 @@ with ``training_config.regularizer`` / ``learning_rate``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from libtlt.archs.faster_rcnn import data as frcnn_data
 from libtlt.archs.faster_rcnn import validation
-from libtlt.registry import BOX_DETECTOR, TrainingData, TrainPlan
+from libtlt.registry import BOX_DETECTOR, CalibrationData, InferenceSetup, TrainingData, TrainPlan
 
 #: TAO's defaults for the proposal counts when a spec leaves them out (training / inference).
 TRAIN_PROPOSALS = (12000, 2000, 0.7)
@@ -25,6 +32,38 @@ INFERENCE_PROPOSALS = (6000, 300, 0.7)
 DEFAULT_REGR_STD = {"x": 10.0, "y": 10.0, "w": 5.0, "h": 5.0}
 #: Layer types the spec's regularizer applies to (TAO regularizes the convolution and dense kernels).
 REGULARIZER_SCOPE = ("Conv2D", "Dense")
+#: The inference model's outputs (network.build_inference_model) and the deployed graph's (DeepStream's NMS layout).
+OUTPUTS = ("rpn_out_class", "rpn_out_regress", "proposals", "dense_class_td", "dense_regress_td")
+DEPLOYED_OUTPUTS = ("NMS", "NMS_1")
+#: evaluation_config / inference_config defaults where the spec leaves a field out (DETECTORS-TWO-STAGE.md §1).
+EVAL_DEFAULTS = {"object_confidence_thres": 1e-4, "classifier_nms_max_boxes": 100,
+                 "classifier_nms_overlap_threshold": 0.3}
+#: tlt-infer's drawing threshold when inference_config has no bbox_visualize_threshold (its proto default).
+DEFAULT_VISUALIZE_THRESHOLD = 0.6
+#: A proposal covers a ground-truth box for the RPN recall at this IoU.
+RPN_RECALL_IOU = 0.5
+COLORS = ((255, 0, 0), (0, 200, 0), (0, 90, 255), (255, 190, 0), (200, 0, 200), (0, 200, 200))
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """The final decode and NMS of an ``evaluation_config`` or ``inference_config``."""
+
+    confidence_threshold: float
+    nms_iou: float
+    max_boxes: int
+    regr_std: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One image's detections (``libtlt.layers.anchor_detection.Detections``' fields) and, from a ``.tlt``, the
+    image's proposals ``[P, 4]`` for the RPN recall (``None`` from an exported graph)."""
+
+    boxes: np.ndarray
+    confidences: np.ndarray
+    class_ids: np.ndarray
+    proposals: np.ndarray | None = None
 
 
 def _f(value: float) -> float:
@@ -60,12 +99,16 @@ class FasterRcnnArchitecture:
 
     name = "faster_rcnn"
     task = BOX_DETECTOR
-    verbs = frozenset({"train"})
+    verbs = frozenset({"train", "evaluate", "infer", "tensorfile"})
 
     def spec_message(self) -> type:
         from libtlt.spec.protos import faster_rcnn_pb2
 
         return faster_rcnn_pb2.Experiment
+
+    def default_spec(self) -> str:
+        """000 §7.3's sample spec (TLT 2.0 layout)."""
+        return resources.files("libtlt.archs.faster_rcnn").joinpath("default_spec.txt").read_text("utf-8")
 
     def validate(self, spec: Any) -> None:
         validation.validate(spec)
@@ -73,6 +116,30 @@ class FasterRcnnArchitecture:
     # ---------------------------------------------------------------------------------- configurations
     def class_names(self, spec: Any) -> list[str]:
         return frcnn_data.class_names(spec)
+
+    def input_shape(self, spec: Any) -> tuple[int, int, int]:
+        return frcnn_data.input_config(spec).shape
+
+    def regr_std(self, spec: Any) -> tuple[float, float, float, float]:
+        """``classifier_regr_std`` (x, y, w, h), TAO's 10, 10, 5, 5 where left out."""
+        std = {**DEFAULT_REGR_STD,
+               **{e.key: _f(e.value) for e in spec.message.training_config.classifier_regr_std}}
+        return std["x"], std["y"], std["w"], std["h"]
+
+    def detection_settings(self, spec: Any, kind: str = "evaluation") -> DetectionSettings:
+        """The decode and NMS settings of the spec's ``evaluation_config`` or ``inference_config`` (``kind``)."""
+        found = validation.section(spec.message, kind)
+        config = found[1] if found is not None else None
+
+        def value(field: str) -> float:
+            if config is not None and config.HasField(field):
+                return _f(getattr(config, field))
+            return EVAL_DEFAULTS[field]
+
+        return DetectionSettings(confidence_threshold=value("object_confidence_thres"),
+                                 nms_iou=value("classifier_nms_overlap_threshold"),
+                                 max_boxes=max(1, int(value("classifier_nms_max_boxes"))),
+                                 regr_std=self.regr_std(spec))
 
     def network_config(self, spec: Any, classes: Sequence[str] | None = None) -> Any:
         """The inference network of ``spec`` (proposal counts of its inference_config)."""
@@ -138,8 +205,48 @@ class FasterRcnnArchitecture:
         """None: the trainer computes the four weighted losses itself (``training_view``)."""
         return None
 
+    def label_encoder(self, spec: Any) -> Any:
+        """None: the RPN targets are made in the data pipeline and the RCNN targets inside the trained graph."""
+        return None
+
+    def post_process(self, spec: Any) -> Any:
+        return lambda outputs: self._decode_outputs(spec, outputs, self.detection_settings(spec))
+
     def metrics(self, spec: Any) -> list[Any]:
         return []
+
+    def export_outputs(self, spec: Any) -> list[str]:
+        return list(OUTPUTS)
+
+    def deployed_output_names(self, spec: Any) -> list[str]:
+        return list(DEPLOYED_OUTPUTS)
+
+    def metadata(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
+        """What the saved models record: classes, input and its preprocessing, outputs, and the spec's text."""
+        from google.protobuf import text_format
+
+        config = frcnn_data.input_config(spec)
+        try:
+            text = Path(spec.path).read_text(encoding="utf-8")
+        except (OSError, TypeError):
+            text = text_format.MessageToString(spec.message)
+        return {"architecture": self.name, "classes": list(classes), "input_shape": list(config.shape),
+                "input_layout": "NCHW", "image_scale": 1.0 / config.scaling_factor,
+                "image_offsets": [m / config.scaling_factor for m in config.means],
+                "color_format": {"bgr": "bgr", "rgb": "rgb"}.get(config.channel_order, "gray"),
+                "background_first": False, "output_names": list(OUTPUTS), "spec": text}
+
+    def deepstream_settings(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
+        """nvinfer keys beyond the common ones and labels.txt's lines (§13.3.4: background last)."""
+        labels = frcnn_data.labels_txt(spec)
+        return {"labels": labels, "num-detected-classes": len(labels),
+                "parse-bbox-func-name": "NvDsInferParseCustomNMSTLT",
+                "custom-lib-path": "<path to libnvds_infercustomparser_tlt.so>", "maintain-aspect-ratio": 0}
+
+    def training_callbacks(self, spec: Any, data: TrainingData, model: Any) -> list[Any]:
+        """Validation mAP (and RPN recall) on the inference ``model`` every
+        ``evaluation_config.validation_period_during_training`` epochs (default: after the last one)."""
+        return [_validation_callback(self, spec, model)]
 
     def train_plan(self, spec: Any) -> TrainPlan:
         train = spec.message.training_config
@@ -216,3 +323,297 @@ class FasterRcnnArchitecture:
                                                                     "input_shape": list(frcnn_data.input_config(
                                                                         spec).shape)},
                             images=frcnn_data.image_paths(spec))
+
+    # ---------------------------------------------------------------------------------------- evaluate
+    def output_names(self, spec: Any) -> list[str]:
+        return list(OUTPUTS)
+
+    def evaluation_batches(self, spec: Any, *, use_training_set: bool = False,
+                           batch_size: int | None = None) -> Iterator[tuple[np.ndarray, list[Any]]]:
+        return frcnn_data.evaluation_frames(spec, use_training_set=use_training_set, batch_size=batch_size)
+
+    def check_evaluation_data(self, spec: Any, classes: Sequence[str], use_training_set: bool) -> None:
+        from libtlt.data.detection import check_evaluation_data
+
+        check_evaluation_data(frcnn_data._common(spec), classes, use_training_set)
+
+    def decode(self, spec: Any, outputs: Mapping[str, np.ndarray], image_sizes: Sequence[tuple[int, int]],
+               classes: Sequence[str]) -> list[Detections]:
+        """Detections above ``evaluation_config.object_confidence_thres`` (boxes in network-input pixels)."""
+        return self._decode_outputs(spec, outputs, self.detection_settings(spec))
+
+    def _decode_outputs(self, spec: Any, outputs: Mapping[str, np.ndarray], settings: DetectionSettings,
+                        threshold: float = -math.inf) -> list[Detections]:
+        from libtlt.archs.faster_rcnn.decoding import decode_detections
+        from libtlt.layers.anchor_detection import from_nms
+
+        _, height, width = self.input_shape(spec)
+        if DEPLOYED_OUTPUTS[0] in outputs and DEPLOYED_OUTPUTS[1] in outputs:
+            found = from_nms(outputs[DEPLOYED_OUTPUTS[0]], outputs[DEPLOYED_OUTPUTS[1]], width, height, threshold,
+                             first=0)
+            return [Detections(d.boxes, d.confidences, d.class_ids) for d in found]
+        rois = np.asarray(outputs["proposals"], np.float32)
+        decoded = decode_detections(rois, np.asarray(outputs["dense_class_td"]),
+                                    np.asarray(outputs["dense_regress_td"]), (height, width),
+                                    regr_std=settings.regr_std, nms_iou=settings.nms_iou,
+                                    score_threshold=settings.confidence_threshold, max_boxes=settings.max_boxes)
+        result = []
+        for d, image_rois in zip(decoded, rois, strict=True):
+            keep = d.confidences > threshold
+            real = (image_rois[:, 2] > image_rois[:, 0]) & (image_rois[:, 3] > image_rois[:, 1])
+            result.append(Detections(np.asarray(d.boxes)[keep], np.asarray(d.confidences)[keep],
+                                     np.asarray(d.class_ids)[keep], image_rois[real]))
+        return result
+
+    def evaluator(self, spec: Any, classes: Sequence[str]) -> Any:
+        """VOC AP (11-point with ``use_voc07_11point_metric``, else integrated) at ``gt_matching_iou_threshold``
+        (default 0.5), with the RPN recall of the proposals beside it."""
+        found = validation.section(spec.message, "evaluation")
+        config = found[1] if found is not None else None
+        mode = "SAMPLE" if config is not None and config.use_voc07_11point_metric else "INTEGRATE"
+        iou = _f(config.gt_matching_iou_threshold) if config is not None and \
+            config.HasField("gt_matching_iou_threshold") else 0.5
+        return RpnRecallEvaluator(classes, iou_thresholds=iou, mode=mode)
+
+    # ------------------------------------------------------------------------------------------- infer
+    def inference_options(self) -> list[Any]:
+        import click
+
+        return [click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
+                             help="The model: .tlt, .etlt or engine (default: inference_config.model)."),
+                click.option("-t", "--threshold", type=float, default=None,
+                             help="Confidence threshold of the boxes drawn and written (default: "
+                                  "inference_config.bbox_visualize_threshold, 0.6).")]
+
+    def inference_setup(self, spec_path: str | Path, key: str | None, *, model: str | None,
+                        threshold: float | None) -> InferenceSetup:
+        from libtlt.errors import SpecError
+        from libtlt.runtime.predictor import make_predictor
+        from libtlt.spec import load_spec
+
+        spec: Any = load_spec(spec_path, self.spec_message())
+        self.validate(spec)
+        found = validation.section(spec.message, "inference")
+        config = found[1] if found is not None else None
+        if model is None:
+            model = config.model if config is not None and config.model else None
+            if model is None:
+                raise SpecError("no model: give -m MODEL or inference_config.model",
+                                location=spec.locate(found[0] if found else "inference_config"))
+        if threshold is None:
+            threshold = _f(config.bbox_visualize_threshold) if config is not None else DEFAULT_VISUALIZE_THRESHOLD
+        settings = self.detection_settings(spec, "inference")
+        predictor = make_predictor(model, key, None, architecture=self.name)
+        classes = self.class_names(spec)
+        input_settings = frcnn_data.input_config(spec)
+        limit = float(threshold)
+
+        def decode(outputs: Any, count: int) -> list[Detections]:
+            return self._decode_outputs(spec, outputs, settings, limit)[:count]
+
+        batch = int(config.batch_size) if config is not None and config.batch_size else 1
+        return InferenceSetup(predictor=predictor, model_path=str(model), classes=classes,
+                              input_shape=input_settings.shape, batch_size=batch,
+                              preprocess=input_settings.preprocess, decode=decode, label_names=classes,
+                              colors=[COLORS[i % len(COLORS)] for i in range(len(classes))])
+
+    # -------------------------------------------------------------------------------------- tensorfile
+    def calibration_batches(self, spec: Any, *, use_validation_set: bool = False) -> CalibrationData:
+        return frcnn_data.calibration_batches(spec, use_validation_set=use_validation_set)
+
+    # ------------------------------------------------------------------------------------ test hooks
+    def sample_spec(self, data: Any) -> str:
+        return _sample_spec(self, data)
+
+    def sample_inference_args(self, data: Any, model: str | Path) -> list[str]:
+        spec = Path(data.root) / f"{self.name}_sample_spec.txt"
+        spec.write_text(self.sample_spec(data), encoding="utf-8")
+        return ["-e", str(spec), "-m", str(model), "-i", data.images, "-t", "0.01"]
+
+    def demo_spec(self, *, train_records: str, train_images: str | Path, val_records: str, val_images: str | Path,
+                  width: int, height: int, epochs: int) -> str:
+        return _demo_spec(self, train_records=train_records, train_images=train_images, val_records=val_records,
+                          val_images=val_images, width=width, height=height, epochs=epochs)
+
+    def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:
+        return ["-e", str(spec), "-m", str(model), "-i", str(images)]
+
+
+class RpnRecallEvaluator:
+    """VOC AP per class (``libtlt.metrics.detection.DetectionEvaluator``) plus the RPN recall: the fraction of
+    ground-truth boxes (per class and overall) that some proposal overlaps at IoU ≥ 0.5 (DETECTORS-TWO-STAGE.md §1
+    "Evaluation"; a debug metric TAO prints beside AP, not available from an exported graph)."""
+
+    def __init__(self, class_names: Sequence[str], *, iou_thresholds: float, mode: str):
+        from libtlt.metrics.detection import DetectionEvaluator
+
+        self.class_names = list(class_names)
+        self.boxes = DetectionEvaluator(class_names, iou_thresholds=iou_thresholds, mode=mode)
+        self.mode = self.boxes.mode
+        self.covered = np.zeros(len(class_names), np.int64)
+        self.total = np.zeros(len(class_names), np.int64)
+        self.seen_proposals = False
+
+    def add_image(self, det_boxes: Any, det_scores: Any, det_classes: Any, gt_boxes: Any, gt_classes: Any,
+                  gt_ignore: Any = None) -> None:
+        self.boxes.add_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_ignore)
+
+    def add_proposals(self, proposals: np.ndarray, gt_boxes: Any, gt_classes: Any) -> None:
+        """One image's proposals ``[P, 4]`` against its ground truth (network-input pixels)."""
+        from libtlt.layers.boxes import iou_matrix
+
+        self.seen_proposals = True
+        truth = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+        ids = np.asarray(gt_classes, np.int64).reshape(-1)
+        if not len(truth):
+            return
+        hit = np.zeros(len(truth), bool)
+        if len(proposals):
+            hit = iou_matrix(truth, np.asarray(proposals, np.float64)).max(axis=1) >= RPN_RECALL_IOU
+        np.add.at(self.total, ids, 1)
+        np.add.at(self.covered, ids, hit.astype(np.int64))
+
+    def rpn_recall(self) -> dict[str, float] | None:
+        """Per class and ``"all"``; ``None`` when no proposals were seen (an exported model)."""
+        if not self.seen_proposals:
+            return None
+        per_class = {name: float(self.covered[i] / self.total[i]) if self.total[i] else math.nan
+                     for i, name in enumerate(self.class_names)}
+        per_class["all"] = float(self.covered.sum() / self.total.sum()) if self.total.sum() else math.nan
+        return per_class
+
+    def result(self) -> Any:
+        import dataclasses
+
+        result = self.boxes.result()
+        return dataclasses.replace(result, extra={"rpn_recall": self.rpn_recall()}) if self.seen_proposals else result
+
+
+def evaluate_model(arch: FasterRcnnArchitecture, model: Any, spec: Any) -> Any:
+    """The evaluation result of a Keras inference ``model`` on the spec's validation frames (mAP, RPN recall)."""
+    classes = arch.class_names(spec)
+    evaluator = arch.evaluator(spec, classes)
+    _, height, width = arch.input_shape(spec)
+    for images, truths in arch.evaluation_batches(spec):
+        named = dict(zip(OUTPUTS, model.predict_on_batch(images), strict=True))
+        for found, truth in zip(arch.decode(spec, named, [(width, height)] * len(truths), classes), truths,
+                                strict=True):
+            evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)
+            if found.proposals is not None:
+                evaluator.add_proposals(found.proposals, truth.boxes, truth.class_ids)
+    return evaluator.result()
+
+
+def _validation_callback(arch: FasterRcnnArchitecture, spec: Any, model: Any) -> Any:
+    """``mAP`` (NaN on epochs without validation), ``AP_<class>`` and ``rpn_recall`` in the epoch logs."""
+    import keras
+
+    from libtlt.log import get_logger
+
+    logger = get_logger(f"libtlt.archs.{arch.name}")
+    found = validation.section(spec.message, "evaluation")
+    epochs = int(spec.message.training_config.num_epochs)
+    period = (int(found[1].validation_period_during_training) if found is not None else 0) or epochs
+    classes = arch.class_names(spec)
+    from libtlt.data.detection import split_frames
+
+    has_val = bool(split_frames(frcnn_data._common(spec), classes)[1])
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if logs is None:
+                return
+            logs["mAP"] = math.nan
+            if not has_val or ((epoch + 1) % period and epoch + 1 != epochs):
+                return
+            result = evaluate_model(arch, model, spec)  # the inference model: self.model is the trainer
+            logs["mAP"] = result.mean_average_precision
+            for name in classes:
+                logs[f"AP_{name}"] = result.classes[name].average_precision
+            recall = (result.extra.get("rpn_recall") or {}).get("all", math.nan)
+            logs["rpn_recall"] = recall
+            logger.info("Validation at epoch %d: mAP %.4f (%s), RPN recall %.4f", epoch + 1,
+                        result.mean_average_precision,
+                        ", ".join(f"{n} {result.classes[n].average_precision:.4f}" for n in classes), recall)
+
+    return Validation()
+
+
+# ---------------------------------------------------------------------------------------------- test and demo hooks
+
+#: Lines of the default spec that the sample and demo specs replace.
+_DEFAULT_DATA = ('tfrecords_path: "/workspace/tlt-experiments/tfrecords/kitti_trainval/kitti_trainval*"',
+                 'image_directory_path: "/workspace/tlt-experiments/data/training"')
+_DEFAULT_SIZE = ("height: 384", "width: 1248", "output_image_width: 1248", "output_image_height: 384")
+
+
+def _edited_default(arch: FasterRcnnArchitecture, *, train_records: str, train_images: str | Path, width: int,
+                    height: int, epochs: int, batch: int, output_model: str | Path, edits: Mapping[str, str]) -> str:
+    """The default spec on other records and size, ``epochs`` of ``batch``, resnet10 from scratch (no pretrained
+    weights, nothing frozen, batch statistics learned), plus ``edits``."""
+    from libtlt.spec.edits import edit_spec_text
+
+    replacements = {
+        _DEFAULT_DATA[0]: f'tfrecords_path: "{train_records}"',
+        _DEFAULT_DATA[1]: f'image_directory_path: "{train_images}"',
+        # The augmentation's output size first: "width: 1248" is also inside "output_image_width: 1248".
+        _DEFAULT_SIZE[2]: f"output_image_width: {width}", _DEFAULT_SIZE[3]: f"output_image_height: {height}",
+        _DEFAULT_SIZE[0]: f"height: {height}", _DEFAULT_SIZE[1]: f"width: {width}",
+        'feature_extractor: "resnet:18"': 'feature_extractor: "resnet:10"',
+        "  freeze_bn: True\n  freeze_blocks: 0\n  freeze_blocks: 1\n": "  freeze_bn: False\n",
+        "batch_size_per_gpu: 16": f"batch_size_per_gpu: {batch}", "num_epochs: 12": f"num_epochs: {epochs}",
+        '  pretrained_weights: "/workspace/tlt-experiments/data/faster_rcnn/resnet18.h5"\n': "",
+        'output_model: "/workspace/tlt-experiments/data/faster_rcnn/frcnn_kitti_resnet18.tlt"':
+            f'output_model: "{output_model}"',
+        **edits,
+    }
+    return edit_spec_text(arch.default_spec(), replacements, "the default faster_rcnn spec")
+
+
+#: Small proposal counts and ROI batches for tests (the default's 12000 / 2000 / 256 are for 1248×384 on a GPU).
+_SMALL_COUNTS = {"roi_mini_batch: 256": "roi_mini_batch: 32", "rpn_mini_batch: 256": "rpn_mini_batch: 64",
+                 "rpn_pre_nms_top_N: 12000": "rpn_pre_nms_top_N: 1000",
+                 "rpn_nms_max_boxes: 2000": "rpn_nms_max_boxes: 64"}
+
+
+def _inference_counts(pre: int, post: int, keep: int) -> dict[str, str]:
+    """inference_config's and evaluation_config's proposal and detection counts."""
+    return {"    rpn_pre_nms_top_N: 6000\n    rpn_nms_max_boxes: 300\n":
+            f"    rpn_pre_nms_top_N: {pre}\n    rpn_nms_max_boxes: {post}\n",
+            "    classifier_nms_max_boxes: 300\n": f"    classifier_nms_max_boxes: {keep}\n"}
+
+
+def _sample_spec(arch: FasterRcnnArchitecture, data: Any) -> str:
+    """The default spec on ``libtlt.testing.SampleData`` (KITTI records at 480×272, fold 0 validates): one epoch of
+    resnet10, batch 2, small proposal counts (tests/archs)."""
+    root = Path(data.root)
+    edits = {**_SMALL_COUNTS, **_inference_counts(500, 16, 20),
+             "scale: 64.0\n    scale: 128.0\n    scale: 256.0": "scale: 32.0\n    scale: 64.0\n    scale: 128.0"}
+    return _edited_default(arch, train_records=data.train, train_images=Path(data.images).parent, width=480,
+                           height=272, epochs=1, batch=2, output_model=root / "faster_rcnn_sample.tlt", edits=edits)
+
+
+def _demo_spec(arch: FasterRcnnArchitecture, *, train_records: str, train_images: str | Path, val_records: str,
+               val_images: str | Path, width: int, height: int, epochs: int) -> str:
+    """The default spec for a from-scratch resnet10 on a CPU (``python -m libtlt.demo --arch faster_rcnn``, bench/,
+    tests/e2e): the data's width and its height cut to a multiple of 16, anchors 16–128 px for the generated objects,
+    Adam at 1e-3 with a step down by 10 for the last quarter, held-out validation records, small proposal counts."""
+    cut = height - height % 16
+    edits = {
+        "    validation_fold: 0\n": f'    validation_data_source: {{\n      tfrecords_path: "{val_records}"\n'
+                                    f'      image_directory_path: "{val_images}"\n    }}\n',
+        "scale: 64.0\n    scale: 128.0\n    scale: 256.0":
+            "scale: 16.0\n    scale: 32.0\n    scale: 64.0\n    scale: 128.0",
+        "roi_mini_batch: 256": "roi_mini_batch: 64", "rpn_mini_batch: 256": "rpn_mini_batch: 128",
+        "rpn_pre_nms_top_N: 12000": "rpn_pre_nms_top_N: 2000", "rpn_nms_max_boxes: 2000": "rpn_nms_max_boxes: 256",
+        "weight_decay: 1e-4": "weight_decay: 1e-5", "lr: 0.00001": "lr: 0.001",
+        "      base_lr: 0.00016\n      gamma: 1.0\n      step_size: 30":
+            f"      base_lr: 0.001\n      gamma: 0.1\n      step_size: {max(1, (3 * epochs) // 4)}",
+        "    use_voc07_11point_metric: False\n": "    use_voc07_11point_metric: False\n"
+                                                 f"    validation_period_during_training: {epochs}\n",
+        **_inference_counts(1000, 100, 100),
+    }
+    return _edited_default(arch, train_records=train_records, train_images=train_images, width=width, height=cut,
+                           epochs=epochs, batch=4, output_model=Path(str(train_images)).parent / "faster_rcnn.tlt",
+                           edits=edits)
+

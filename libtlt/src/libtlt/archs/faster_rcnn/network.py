@@ -391,6 +391,9 @@ class CropAndResize(keras.layers.Layer):
     0..1 spans feature pixels 0..Hf − 1. Crop row m belongs to image m // R. The boxes get no gradient.
     """
 
+    #: For tlt-prune: the crops' channels are the feature map's (input 0), unchanged.
+    pruned_channels_follow_input = 0
+
     def __init__(self, image_hw: Sequence[int], crop_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if len(image_hw) != 2 or min(int(v) for v in image_hw) < 2:
@@ -436,6 +439,9 @@ class CropAndResize(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="tlt")
 class RoisToImages(keras.layers.Layer):
     """Regroups ROI rows ``[N·R, ...]`` into ``[N, R, ...]`` (``rois_per_image`` = R)."""
+
+    #: For tlt-prune: the last axis passes through unchanged.
+    pruned_channels_follow_input = 0
 
     def __init__(self, rois_per_image: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
