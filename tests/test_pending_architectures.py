@@ -37,7 +37,7 @@ SERVING = {"classification", "detectnet_v2", "ssd", "dssd", "retinanet", "yolo_v
 @pytest.mark.parametrize(("tool", "expected"), [("tlt-train", SERVING), ("tlt-evaluate", SERVING),
                                                 ("tlt-infer", SERVING),
                                                 ("tlt-int8-tensorfile", SERVING - {"classification"}),
-                                                ("tlt-export", SERVING - {"faster_rcnn"})])
+                                                ("tlt-export", SERVING)])
 def test_list_archs_names_what_the_tool_serves(tool: str, expected: set[str]) -> None:
     result = subprocess.run([str(BIN / tool), "--list-archs"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -33,6 +33,11 @@ DECLARED = [name for name in architecture_names() if not get_architecture(name).
 KEY = "every-arch"
 
 
+def has_post_processing(arch: Any) -> bool:
+    """The exported graph ends in the architecture's decoder and NMS (appended, or built whole)."""
+    return hasattr(arch, "export_tail") or hasattr(arch, "export_graph")
+
+
 def default_spec(arch: Any) -> Any:
     spec = load_spec_text(arch.default_spec(), arch.spec_message(), name=f"<{arch.name} default spec>")
     arch.validate(spec)
@@ -96,7 +101,7 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
 
     arch = get_architecture(name)
     text = arch.default_spec()
-    if hasattr(arch, "export_tail"):
+    if has_post_processing(arch):
         # The same checks on the sample spec's ResNet10 at 480×256 (no data is read): the default's 1248×384 is four
         # times the work, and YOLOv3's default DarkNet53 needs 13 GiB to export (docs/yolo_v3.md).
         from types import SimpleNamespace
@@ -110,7 +115,7 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     shape = tuple(int(v) for v in model.inputs[0].shape[1:])
     batch = rng.uniform(0.0, 1.0, (2, *shape)).astype(np.float32)
-    if hasattr(arch, "export_tail"):  # these take BGR pixels minus their means, not [0, 1]
+    if has_post_processing(arch):  # these take BGR pixels minus their means, not [0, 1]
         batch = batch * 255.0 - 120.0
         # Untrained batch statistics (mean 0, variance 1) let activations grow with depth (DSSD multiplies two
         # branches): a few training-mode passes bring them to a trained network's scale before the model is saved.
@@ -131,7 +136,7 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
     export("-o", str(tmp_path / "int8.etlt"), "--data_type", "int8", "--cal_data_file", str(tmp_path / "cal.tensor"),
            "--batches", "2", "--batch_size", "2", "--cal_cache_file", str(tmp_path / "cal.bin"),
            "--engine_file", str(tmp_path / "int8.engine"))
-    if hasattr(arch, "export_tail"):  # the deployed graph ends in the architecture's decoder and NMS
+    if has_post_processing(arch):  # the deployed graph ends in the architecture's decoder and NMS
         _check_deployed_detections(arch, spec, classes, model, batch, tmp_path)
         return
     # Measured mean errors: etlt 3e-8, FP16 2e-5, INT8 8e-4 (random weights; tolerances leave room for other CPUs).

@@ -5,6 +5,10 @@ INT8 calibration cache, an engine and the DeepStream template files.
 2. Convert with tf2onnx (input ``input_1`` [N, C, H, W], outputs named by the architecture's
    ``export_outputs``) and check onnxruntime against Keras on real preprocessed images (calibration
    images when there are some, else a fixed image-like batch): a difference beyond 1e-4 fails the export.
+   An architecture with ``export_graph(spec, keras_model)`` builds the whole deployed graph itself (a
+   two-stage detector stitched around standard-ONNX proposal and ROI ops): its graph replaces the
+   conversion and ``export_tail``, its input keeps its own name, and since its outputs are no Keras
+   outputs the check against Keras is the architecture's own tests' job; engines are compared with it.
 3. ``--data_type int8``: cal.bin from QAT scales, or calibration (``tlt_export.calibrate``). A model trained
    with QAT stores its ranges by Keras layer name; ``tlt_export.qat_names`` maps them to the graph's tensors.
 4. Write the .etlt (``model.onnx`` + metadata), then ``--engine_file`` through the same
@@ -56,7 +60,7 @@ class ExportResult:
     input_name: str
     input_dims: tuple[int, int, int]
     output_names: list[str]
-    max_abs_diff: float
+    max_abs_diff: float | None  # None: the architecture's export graph has no Keras twin to compare with
     cal_cache_file: Path | None = None
     engine_file: Path | None = None
     engine_max_abs_diff: float | None = None
@@ -164,6 +168,10 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
     preprocessing = preprocessing_from_metadata(metadata, source=model)
     spec = load_export_spec(arch, experiment_spec, metadata)
     export_names = list(arch.export_outputs(spec))
+    build_graph = getattr(arch, "export_graph", None)
+    tail = None if build_graph is not None else getattr(arch, "export_tail", None)
+    if (build_graph is not None or tail is not None) and spec is None:
+        raise DataError(f"exporting {arch_name} needs its experiment spec (-e): the model records none")
 
     from tlt_export.onnx_convert import DEFAULT_OPSET, INPUT_NAME, check_conversion, input_chw, keras_to_onnx
 
@@ -180,36 +188,44 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                                           cal_image_dir=cal_image_dir, experiment_spec=experiment_spec,
                                           batch_size=batch_size, batches=batches,
                                           loader=_training_loader(arch, spec))
-    onnx_model = keras_to_onnx(keras_model, export_names, opset=DEFAULT_OPSET)
     check = cal_batches[0][:CHECK_IMAGES] if cal_batches else check_batch(preprocessing)
-    worst = check_conversion(keras_model, onnx_model, check, export_names)
-    logger.info("ONNX (opset %d) matches Keras: max |difference| %.3g on %d images.", DEFAULT_OPSET, worst,
-                len(check))
+    input_name = INPUT_NAME
+    keras_names: list[str] | None = metadata.get("output_names")
+    reference = None
+    worst: float | None = None
+    if build_graph is not None:  # the architecture's whole deployed graph, standard ONNX ops only
+        onnx_model = build_graph(spec, keras_model)
+        input_name = graph_input_name(onnx_model, dims)
+        export_names = [value.name for value in onnx_model.graph.output]
+        keras_names = export_names  # no Keras layer has these outputs: the predictor keeps the names
+        reference = _onnx_outputs(onnx_model, check, input_name)
+        logger.info("Export graph built by %s (opset %d): input %s, outputs %s.", arch_name,
+                    _opset(onnx_model), input_name, ", ".join(export_names))
+    else:
+        onnx_model = keras_to_onnx(keras_model, export_names, opset=DEFAULT_OPSET)
+        worst = check_conversion(keras_model, onnx_model, check, export_names)
+        logger.info("ONNX (opset %d) matches Keras: max |difference| %.3g on %d images.", DEFAULT_OPSET, worst,
+                    len(check))
 
-    result = ExportResult(out_path, INPUT_NAME, dims, export_names, worst)
+    result = ExportResult(out_path, input_name, dims, export_names, worst)
     if data_type == "int8":
         result.cal_cache_file = Path(cal_cache_file)
         if use_qat:
             if learned is None:
                 from tlt_export.qat_names import onnx_scales
 
-                learned = onnx_scales(keras_model, onnx_model, ranges or {}, check, input_name=INPUT_NAME)
+                learned = onnx_scales(keras_model, onnx_model, ranges or {}, check, input_name=input_name)
             write_qat_cache(onnx_model, learned, cal_cache_file)
         else:
             from libtlt.runtime.calibration import calibrate_to_cache
 
-            calibrate_to_cache(onnx_model, cal_batches, cal_cache_file, input_name=INPUT_NAME)
+            calibrate_to_cache(onnx_model, cal_batches, cal_cache_file, input_name=input_name)
 
-    tail = getattr(arch, "export_tail", None)
-    keras_names: list[str] | None = metadata.get("output_names")
-    reference = None
     if tail is not None:  # the architecture's post-processing (decoder, NMS) in standard ONNX ops
-        if spec is None:
-            raise DataError(f"exporting {arch_name} needs its experiment spec (-e): the model records none")
         onnx_model = tail(spec, onnx_model)
         export_names = [value.name for value in onnx_model.graph.output]
         keras_names = export_names  # no Keras layer has these outputs: the predictor keeps the names
-        reference = _onnx_outputs(onnx_model, check)
+        reference = _onnx_outputs(onnx_model, check, input_name)
         logger.info("Post-processing appended in standard ONNX ops: outputs %s.", ", ".join(export_names))
         result.output_names = export_names
 
@@ -217,10 +233,10 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
     # names the datasets and can hold the key (003 `key:`).
     meta = {k: v for k, v in engine_metadata(metadata).items() if k not in _CONTAINER_KEYS}
     meta.update({
-        "input_names": [INPUT_NAME],
+        "input_names": [input_name],
         "output_names": export_names,
         "keras_output_names": keras_names,
-        "onnx_opset": DEFAULT_OPSET,
+        "onnx_opset": _opset(onnx_model),
         "data_type": data_type,
         "export_check_max_abs_diff": worst,
         "exported_by": f"tlt-export {__version__}",
@@ -233,7 +249,7 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                     kdf_iterations=_kdf_iterations(model))
     result.metadata = meta
     logger.info("Converted model was saved into %s", out_path)
-    logger.info("Input node: %s", INPUT_NAME)
+    logger.info("Input node: %s", input_name)
     logger.info("Output node(s): %s", export_names)
 
     if engine_file is not None:
@@ -242,7 +258,7 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
                                                    cal_cache_file=result.cal_cache_file, dims=dims,
                                                    export_names=export_names, batch_size=batch_size,
                                                    max_batch_size=max_batch_size, workspace=max_workspace_size,
-                                                   strict=strict_type_constraints, metadata=meta,
+                                                   strict=strict_type_constraints, metadata=meta, input_name=input_name,
                                                    reference=(keras_model, check, reference), verbose=verbose)
     if gen_ds_config:
         from tlt_export.deepstream import write_deepstream_files
@@ -261,15 +277,35 @@ def export(arch_name: str, model: str | Path, key: str, *, output_file: str | Pa
     return result
 
 
-def _onnx_outputs(onnx_model: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
+def _onnx_outputs(onnx_model: Any, batch: np.ndarray, input_name: str) -> dict[str, np.ndarray]:
     """The float32 graph's outputs on ``batch`` (onnxruntime), the reference of an engine with post-processing."""
     import onnxruntime as ort
 
-    from tlt_export.onnx_convert import INPUT_NAME
-
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, {INPUT_NAME: batch}), strict=True))
+    return dict(zip(names, session.run(names, {input_name: batch}), strict=True))
+
+
+def _opset(onnx_model: Any) -> int:
+    """The default-domain opset the graph declares (what the .etlt metadata records)."""
+    return next((int(o.version) for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def graph_input_name(onnx_model: Any, dims: tuple[int, int, int]) -> str:
+    """The name of an architecture-built graph's one input, checked to be float32 ``[N, C, H, W]`` like the model's:
+    calibration, the engine profiles and the engine check all feed it."""
+    from onnx import TensorProto
+
+    inputs = list(onnx_model.graph.input)
+    if len(inputs) != 1:
+        raise ModelFileError(f"the architecture's export graph has {len(inputs)} inputs; tlt-export feeds one image "
+                             "batch")
+    tensor = inputs[0].type.tensor_type
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    if tensor.elem_type != TensorProto.FLOAT or len(shape) != 4 or tuple(shape[1:]) != dims:
+        raise ModelFileError(f"the architecture's export graph takes {inputs[0].name} {shape}, not float32 "
+                             f"[N, {', '.join(map(str, dims))}] like the model")
+    return str(inputs[0].name)
 
 
 def _kdf_iterations(model: str | Path) -> int:
@@ -286,7 +322,8 @@ def _kdf_iterations(model: str | Path) -> int:
 def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, cal_cache_file: Path | None,
                   dims: tuple[int, int, int], export_names: list[str], batch_size: int, max_batch_size: int,
                   workspace: int, strict: bool, metadata: dict[str, Any],
-                  reference: tuple[Any, np.ndarray, dict[str, np.ndarray] | None], verbose: bool) -> float:
+                  reference: tuple[Any, np.ndarray, dict[str, np.ndarray] | None], verbose: bool,
+                  input_name: str) -> float:
     from libtlt.runtime.engine import build_engine, engine_metadata, open_engine
     from libtlt.runtime.tensorrt_backend import tensorrt_available
     from tlt_export.onnx_convert import keras_outputs, max_differences
@@ -302,7 +339,7 @@ def _build_engine(onnx_model: Any, engine_file: str | Path, *, data_type: str, c
                  metadata=engine_metadata(metadata), verbose=verbose)
     keras_model, batch, expected = reference
     engine = open_engine(engine_file)
-    outputs = engine.run({"input_1": batch})
+    outputs = engine.run({input_name: batch})
     against = "Keras" if expected is None else "the float32 graph"
     diffs = max_differences(expected if expected is not None else keras_outputs(keras_model, batch, export_names),
                             outputs)

@@ -99,7 +99,7 @@ class FasterRcnnArchitecture:
 
     name = "faster_rcnn"
     task = BOX_DETECTOR
-    verbs = frozenset({"train", "evaluate", "infer", "tensorfile"})
+    verbs = frozenset({"train", "evaluate", "infer", "export", "tensorfile"})
 
     def spec_message(self) -> type:
         from libtlt.spec.protos import faster_rcnn_pb2
@@ -220,6 +220,23 @@ class FasterRcnnArchitecture:
 
     def deployed_output_names(self, spec: Any) -> list[str]:
         return list(DEPLOYED_OUTPUTS)
+
+    def export_graph(self, spec: Any, keras_model: Any) -> Any:
+        """The whole deployable graph in standard ONNX ops (tlt-export's hook): the trunk and RPN, the proposals
+        (TopK + NonMaxSuppression), RoiAlign, the RCNN body and head, and the per-class decode + NMS into DeepStream's
+        ``NMS`` / ``NMS_1``, with ``inference_config``'s thresholds. The proposal counts are the model's own."""
+        from libtlt.archs.faster_rcnn.export import to_onnx
+        from libtlt.runtime.onnx_two_stage import DetectionConfig
+
+        classes = [str(c) for c in self.class_names(spec)]
+        fg = int(keras_model.get_layer("dense_class_td").output.shape[-1]) - 1
+        settings = self.detection_settings(spec, "inference")
+        _, height, width = self.input_shape(spec)
+        detection = DetectionConfig(image_height=height, image_width=width, num_classes=fg,
+                                    confidence_threshold=settings.confidence_threshold, iou_threshold=settings.nms_iou,
+                                    keep_top_k=settings.max_boxes, regr_std=settings.regr_std)
+        names = classes if len(classes) == fg else [f"class_{i}" for i in range(fg)]
+        return to_onnx(keras_model, self.network_config(spec, names), detection)
 
     def metadata(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
         """What the saved models record: classes, input and its preprocessing, outputs, and the spec's text."""
