@@ -172,7 +172,8 @@ class InferenceSetup:
     segmenter's also carry ``masks`` ``[M, H, W]`` (values in [0, 1], on the network-input grid).
     ``label_names`` are the class names written to KITTI labels and ``colors`` the boxes' RGB colours, per class;
     ``annotate`` / ``write_labels`` say which outputs are wanted (``settings_field`` names the spec section that
-    says so, for the warning when neither is) and ``linewidth`` how wide boxes are drawn.
+    says so, for the warning when neither is) and ``linewidth`` how wide boxes are drawn; ``images_dir``,
+    ``annotated_dir`` and ``labels_dir`` are what the spec names, if it does.
     """
 
     predictor: Any
@@ -188,6 +189,11 @@ class InferenceSetup:
     write_labels: bool = True
     linewidth: int = 2
     settings_field: str = ""
+    #: Where the spec says the images are and the outputs go (FasterRCNN's ``inference_config``): tlt-infer's
+    #: defaults for ``-i`` and ``-o``.
+    images_dir: str | None = None
+    annotated_dir: str | None = None
+    labels_dir: str | None = None
 
 
 @runtime_checkable

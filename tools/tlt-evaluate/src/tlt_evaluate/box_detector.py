@@ -44,7 +44,8 @@ def pr_curve_file(class_name: str) -> str:
     return PR_CURVE_PATTERN.format(re.sub(r"[^A-Za-z0-9_.-]", "_", class_name) or "_")
 
 
-def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, model: str | Path, key: str | None, *,
+def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, model: str | Path | None,
+                          key: str | None, *,
                           use_training_set: bool = False, framework: str | None = None,
                           results_dir: str | Path | None = None, batch_size: int | None = None) -> Any:
     """Evaluate a box detector's model; print the table and write the report and PR curves. Returns the
@@ -56,6 +57,12 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
     arch = get_architecture(arch_name)
     spec = load_spec(experiment_spec_file, arch.spec_message())
     arch.validate(spec)
+    if model is None:  # the spec's model, where the architecture's spec names one (FasterRCNN's evaluation_config)
+        from_spec = getattr(arch, "evaluation_model", None)
+        model = from_spec(spec) if from_spec is not None else None
+        if model is None:
+            raise click.UsageError("missing -m MODEL (the spec names no model to evaluate)")
+        logger.info("Evaluating the spec's model %s", model)
     classes = arch.class_names(spec)
     arch.check_evaluation_data(spec, classes, use_training_set)
     predictor = make_predictor(model, key, framework, architecture=arch.name)

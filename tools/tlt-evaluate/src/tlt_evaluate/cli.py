@@ -41,8 +41,9 @@ def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str
 @click.command(name="tlt-evaluate box_detector", context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_obj
 @spec_option(help="Experiment spec file (the training spec).")
-@click.option("-m", "--model", required=True, type=click.Path(dir_okay=False),
-              help="The model to evaluate: .tlt, .etlt or engine.")
+@click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
+              help="The model to evaluate: .tlt, .etlt or engine (default: the spec's, for architectures whose "
+                   "spec names one, e.g. FasterRCNN's evaluation_config).")
 @key_option(required=False)
 @click.option("--use_training_set", is_flag=True, help="Evaluate on the training and validation records.")
 @framework_option
@@ -51,7 +52,7 @@ def classifier(arch: str, experiment_spec_file: str, key: str | None, model: str
 @click.option("--batch_size", type=int, default=None,
               help="Images per batch (default: the spec's, e.g. training_config.batch_size_per_gpu).")
 @verbose_option
-def box_detector(arch: str, experiment_spec_file: str, model: str, key: str | None, use_training_set: bool,
+def box_detector(arch: str, experiment_spec_file: str, model: str | None, key: str | None, use_training_set: bool,
                  framework: str | None, results_dir: str | None, batch_size: int | None, verbose: bool) -> None:
     """Evaluate a detector: per-class average precision and mAP."""
 

@@ -187,19 +187,36 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
         yield items[start:start + size]
 
 
-def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: str | Path,
-                       inference_output: str | Path, key: str | None, **options: Any) -> list[ImageResult]:
-    """Run the spec's model on one image or a directory of images; write annotated images and labels."""
+def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: str | Path | None,
+                       inference_output: str | Path | None, key: str | None, **options: Any) -> list[ImageResult]:
+    """Run the spec's model on one image or a directory of images; write annotated images and labels. Without
+    ``inference_input`` / ``inference_output`` the setup's ``images_dir`` / ``annotated_dir`` and ``labels_dir``
+    (from the spec, where the architecture's spec names them) are used."""
+    import click
+
     from libtlt.io.atomic import write_bytes, write_text
     from libtlt.io.images import write_image
     from libtlt.log import progress
     from libtlt.registry import get_architecture
 
-    images = list_inputs(inference_input)
     setup = get_architecture(arch_name).inference_setup(spec_path, key, **options)
+    if inference_input is None:
+        if not setup.images_dir:
+            raise click.UsageError("missing -i IMAGES (the spec names no images to run on)")
+        inference_input = setup.images_dir
+    images = list_inputs(inference_input)
     channels, height, width = setup.input_shape
-    out = Path(inference_output)
-    annotated_dir, labels_dir, masks_dir = out / ANNOTATED_DIR, out / LABELS_DIR, out / MASKS_DIR
+    if inference_output is not None:
+        out = Path(inference_output)
+        annotated_dir, labels_dir, masks_dir = out / ANNOTATED_DIR, out / LABELS_DIR, out / MASKS_DIR
+    elif setup.annotated_dir or setup.labels_dir:
+        annotated_dir, labels_dir = Path(setup.annotated_dir or "."), Path(setup.labels_dir or ".")
+        masks_dir = labels_dir.parent / MASKS_DIR
+        setup.annotate, setup.write_labels = setup.annotate and bool(setup.annotated_dir), \
+            setup.write_labels and bool(setup.labels_dir)
+        out = labels_dir if setup.labels_dir else annotated_dir
+    else:
+        raise click.UsageError("missing -o OUTPUT_DIR (the spec names no output folders)")
     if setup.annotate:
         annotated_dir.mkdir(parents=True, exist_ok=True)
     if setup.write_labels:

@@ -46,8 +46,8 @@ def classifier(arch: str, model: str, image: str | None, image_dir: str | None, 
 def box_detector(architecture: Any) -> click.Command:
     """The box detectors' command: ``-e -i -o -k`` plus the architecture's own options."""
 
-    def run(inference_spec: str, inference_input: str, inference_output: str, key: str | None, verbose: bool,
-            **options: Any) -> None:
+    def run(inference_spec: str, inference_input: str | None, inference_output: str | None, key: str | None,
+            verbose: bool, **options: Any) -> None:
         def body() -> None:
             from tlt_infer.box_detector import infer_box_detector
 
@@ -63,10 +63,12 @@ def box_detector(architecture: Any) -> click.Command:
     decorators = [
         click.option("-e", "--inference_spec", "--experiment_spec", "inference_spec", required=True,
                      type=click.Path(dir_okay=False), help="The spec that names the model and its post-processing."),
-        click.option("-i", "--inference_input", required=True, type=click.Path(),
-                     help="An image, or a directory of images, to run inference on."),
-        click.option("-o", "--inference_output", required=True, type=click.Path(file_okay=False),
-                     help="Output directory: images_annotated/ and labels/ are written into it."),
+        click.option("-i", "--inference_input", type=click.Path(), default=None,
+                     help="An image, or a directory of images, to run inference on (default: the spec's, for "
+                          "architectures whose spec names one, e.g. FasterRCNN's inference_config.images_dir)."),
+        click.option("-o", "--inference_output", type=click.Path(file_okay=False), default=None,
+                     help="Output directory: images_annotated/ and labels/ are written into it (default: the "
+                          "spec's folders, e.g. FasterRCNN's detection_image_output_dir and labels_dump_dir)."),
         key_option(required=False, names=("-k", "--enc_key", "--key")),
         *architecture.inference_options(),
         verbose_option,

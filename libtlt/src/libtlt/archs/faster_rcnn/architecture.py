@@ -345,6 +345,16 @@ class FasterRcnnArchitecture:
     def output_names(self, spec: Any) -> list[str]:
         return list(OUTPUTS)
 
+    def evaluation_model(self, spec: Any) -> str | None:
+        """The model ``tlt-evaluate faster_rcnn -e SPEC`` evaluates without ``-m``: ``trt_evaluation``'s engine or
+        ``.etlt`` when the block is there, else ``evaluation_config.model``."""
+        return _spec_model(spec, "evaluation", "trt_evaluation")
+
+    def inference_model(self, spec: Any) -> str | None:
+        """The model ``tlt-infer faster_rcnn`` runs without ``-m``: ``trt_inference``'s engine or ``.etlt``, else
+        ``inference_config.model``."""
+        return _spec_model(spec, "inference", "trt_inference")
+
     def evaluation_batches(self, spec: Any, *, use_training_set: bool = False,
                            batch_size: int | None = None) -> Iterator[tuple[np.ndarray, list[Any]]]:
         return frcnn_data.evaluation_frames(spec, use_training_set=use_training_set, batch_size=batch_size)
@@ -413,7 +423,7 @@ class FasterRcnnArchitecture:
         found = validation.section(spec.message, "inference")
         config = found[1] if found is not None else None
         if model is None:
-            model = config.model if config is not None and config.model else None
+            model = self.inference_model(spec)
             if model is None:
                 raise SpecError("no model: give -m MODEL or inference_config.model",
                                 location=spec.locate(found[0] if found else "inference_config"))
@@ -432,7 +442,11 @@ class FasterRcnnArchitecture:
         return InferenceSetup(predictor=predictor, model_path=str(model), classes=classes,
                               input_shape=input_settings.shape, batch_size=batch,
                               preprocess=input_settings.preprocess, decode=decode, label_names=classes,
-                              colors=[COLORS[i % len(COLORS)] for i in range(len(classes))])
+                              colors=[COLORS[i % len(COLORS)] for i in range(len(classes))],
+                              settings_field=found[0] if found else "inference_config",
+                              images_dir=(config.images_dir or None) if config is not None else None,
+                              annotated_dir=(config.detection_image_output_dir or None) if config is not None else None,
+                              labels_dir=(config.labels_dump_dir or None) if config is not None else None)
 
     # -------------------------------------------------------------------------------------- tensorfile
     def calibration_batches(self, spec: Any, *, use_validation_set: bool = False) -> CalibrationData:
@@ -454,6 +468,29 @@ class FasterRcnnArchitecture:
 
     def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:
         return ["-e", str(spec), "-m", str(model), "-i", str(images)]
+
+
+def _spec_model(spec: Any, kind: str, trt_field: str) -> str | None:
+    """The model an ``evaluation_config`` / ``inference_config`` names: its TensorRT block's engine or ``.etlt``
+    (run with onnxruntime when TensorRT is missing; an ``.etlt`` runs in float, its ``trt_data_type`` needs an engine
+    from tlt-converter), else its ``model``."""
+    from libtlt.log import get_logger
+
+    found = validation.section(spec.message, kind)
+    if found is None:
+        return None
+    config = found[1]
+    if config.HasField(trt_field):
+        trt = getattr(config, trt_field)
+        if trt.WhichOneof("trt_infer_model") == "trt_engine":
+            return str(trt.trt_engine)
+        if trt.etlt_model.model:
+            if trt.trt_data_type != "fp32":
+                get_logger("libtlt.archs.faster_rcnn").warning(
+                    "%s.%s: the .etlt runs in float32 here; build a %s engine with tlt-converter to measure that "
+                    "precision", found[0], trt_field, trt.trt_data_type)
+            return str(trt.etlt_model.model)
+    return str(config.model) if config.model else None
 
 
 class RpnRecallEvaluator:
@@ -614,18 +651,20 @@ def _demo_spec(arch: FasterRcnnArchitecture, *, train_records: str, train_images
                val_images: str | Path, width: int, height: int, epochs: int) -> str:
     """The default spec for a from-scratch resnet10 on a CPU (``python -m libtlt.demo --arch faster_rcnn``, bench/,
     tests/e2e): the data's width and its height cut to a multiple of 16, anchors 16–128 px for the generated objects,
-    Adam at 1e-3 with a step down by 10 for the last quarter, held-out validation records, small proposal counts."""
+    Adam at 1e-3 with a step down by 10 for the last quarter (``step_size`` is a percentage of the training), ROI
+    batches of 32 (the RCNN body on the ROIs is most of a step's work), held-out validation records, small proposal
+    counts."""
     cut = height - height % 16
     edits = {
         "    validation_fold: 0\n": f'    validation_data_source: {{\n      tfrecords_path: "{val_records}"\n'
                                     f'      image_directory_path: "{val_images}"\n    }}\n',
         "scale: 64.0\n    scale: 128.0\n    scale: 256.0":
             "scale: 16.0\n    scale: 32.0\n    scale: 64.0\n    scale: 128.0",
-        "roi_mini_batch: 256": "roi_mini_batch: 64", "rpn_mini_batch: 256": "rpn_mini_batch: 128",
+        "roi_mini_batch: 256": "roi_mini_batch: 32", "rpn_mini_batch: 256": "rpn_mini_batch: 128",
         "rpn_pre_nms_top_N: 12000": "rpn_pre_nms_top_N: 2000", "rpn_nms_max_boxes: 2000": "rpn_nms_max_boxes: 256",
         "weight_decay: 1e-4": "weight_decay: 1e-5", "lr: 0.00001": "lr: 0.001",
         "      base_lr: 0.00016\n      gamma: 1.0\n      step_size: 30":
-            f"      base_lr: 0.001\n      gamma: 0.1\n      step_size: {max(1, (3 * epochs) // 4)}",
+            "      base_lr: 0.001\n      gamma: 0.1\n      step_size: 75",  # percent of the training (000 §7.3)
         "    use_voc07_11point_metric: False\n": "    use_voc07_11point_metric: False\n"
                                                  f"    validation_period_during_training: {epochs}\n",
         **_inference_counts(1000, 100, 100),

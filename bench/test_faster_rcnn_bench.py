@@ -1,0 +1,191 @@
+"""FasterRCNN: a learning run, the deployment round trips and the speed goals of issue 16 (not part of ``make test``).
+
+Data: generated KITTI frames at 480×272 (``FRCNN_BENCH_FRAMES`` training frames, seed 3; 60 validation frames from
+seed 1003, never trained on), converted with the installed ``tlt-dataset-convert``. Through the installed commands as
+a user would run them: ``tlt-train faster_rcnn`` (the architecture's ``demo_spec``: resnet10 from scratch, Adam 1e-3,
+ROI batches of 32, ``FRCNN_BENCH_EPOCHS`` epochs), ``tlt-evaluate`` on the ``.tlt`` (mAP and RPN recall), then
+``tlt-export`` (FP32 ``.etlt``: one graph of standard ONNX ops ending in ``NMS`` / ``NMS_1``; INT8 with calibration
+from the spec's training loader and an INT8 engine), ``tlt-converter`` (FP16 engine) and ``tlt-evaluate`` on each.
+Goals: mAP@0.5 ≥ 0.5 within about 15 minutes of training; engines within 0.01 (FP32, FP16) and 0.03 (INT8) of the
+``.tlt``'s mAP.
+
+Speed, batch 4 at 480×272: the ORT INT8 engine (proposals, RoiAlign and NMS included) against the Keras ``.tlt`` with
+the NumPy decoding and NMS that tlt-infer runs on it (goal ≥ 2.5×); ``tlt-train``'s pipeline (records → decode →
+augmentation → RPN targets → fit of the trainer) against a bare fit of the same trainer on one in-memory batch (goal
+≥ 0.9×).
+
+Run: .venv/bin/python -m pytest bench/test_faster_rcnn_bench.py --benchmark-only -q -s
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libtlt.samples import generate_detection_dataset
+
+BIN = Path(sys.executable).parent
+KEY = "bench_key"
+NAME = "faster_rcnn"
+WIDTH, HEIGHT = 480, 272
+FRAMES = int(os.environ.get("FRCNN_BENCH_FRAMES", "240"))
+EPOCHS = int(os.environ.get("FRCNN_BENCH_EPOCHS", "10"))
+MAP_GOAL = 0.5
+TOLERANCES = {"etlt": 0.01, "fp16": 0.01, "int8": 0.03}
+BATCH = 4
+#: What the learning test leaves for the speed test: (spec, .tlt, INT8 engine).
+TRAINED: list[tuple[Path, Path, Path]] = []
+
+
+def run(*args: str | Path, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TLT_KEY": KEY})
+    assert done.returncode == 0, f"{args[0]}: {done.stderr[-3000:]}"
+    return done
+
+
+def convert(root: Path, frames: int, seed: int) -> Path:
+    from libtlt.testing import convert_kitti
+
+    generate_detection_dataset(root, num_images=frames, width=WIDTH, height=HEIGHT, seed=seed)
+    convert_kitti(root, root / "tfrecords")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("frcnn_data")
+    return convert(base / "train", FRAMES, 3), convert(base / "val", 60, 1003)
+
+
+def spec_text(train: Path, val: Path, epochs: int = EPOCHS) -> str:
+    from libtlt.registry import get_architecture
+
+    return str(get_architecture(NAME).demo_spec(train_records=f"{train}/tfrecords/*", train_images=train,
+                                                val_records=f"{val}/tfrecords/*", val_images=val, width=WIDTH,
+                                                height=HEIGHT, epochs=epochs))
+
+
+def evaluate(spec: Path, model: Path, out: Path) -> dict[str, Any]:
+    run(BIN / "tlt-evaluate", NAME, "-e", spec, "-m", model, "-r", out)
+    return dict(json.loads((out / "evaluation.json").read_text()))
+
+
+def test_learns_and_deploys(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    train, val = data
+    spec = tmp_path / "spec.txt"
+    spec.write_text(spec_text(train, val), encoding="utf-8")
+    results = tmp_path / "results"
+    numbers: dict[str, Any] = {"frames": FRAMES, "epochs": EPOCHS, "size": f"{WIDTH}x{HEIGHT}", "backbone": "resnet10"}
+
+    def train_once() -> None:
+        started = time.perf_counter()
+        run(BIN / "tlt-train", NAME, "-e", spec, "-r", results, "-n", "model")
+        numbers["train_seconds"] = round(time.perf_counter() - started, 1)
+
+    benchmark.pedantic(train_once, rounds=1, iterations=1)
+    model = results / "weights" / "model.tlt"
+    report = evaluate(spec, model, tmp_path / "ev_tlt")
+    maps = {"tlt": float(report["mean_average_precision"])}
+    numbers["rpn_recall"] = report["rpn_recall"]
+    run(BIN / "tlt-export", NAME, "-m", model, "-e", spec, "-o", tmp_path / "fp32.etlt")
+    maps["etlt"] = float(evaluate(spec, tmp_path / "fp32.etlt", tmp_path / "ev_etlt")["mean_average_precision"])
+    run(BIN / "tlt-converter", tmp_path / "fp32.etlt", "-k", KEY, "-d", f"3,{HEIGHT},{WIDTH}", "-o", "NMS,NMS_1",
+        "-t", "fp16", "-e", tmp_path / "fp16.engine", "--backend", "onnxruntime")
+    maps["fp16"] = float(evaluate(spec, tmp_path / "fp16.engine", tmp_path / "ev_fp16")["mean_average_precision"])
+    run(BIN / "tlt-export", NAME, "-m", model, "-e", spec, "-o", tmp_path / "int8.etlt", "--data_type", "int8",
+        "--batches", "10", "--batch_size", str(BATCH), "--cal_cache_file", tmp_path / "cal.bin", "--engine_file",
+        tmp_path / "int8.engine")
+    maps["int8"] = float(evaluate(spec, tmp_path / "int8.engine", tmp_path / "ev_int8")["mean_average_precision"])
+    TRAINED.append((spec, model, tmp_path / "int8.engine"))
+    numbers.update({f"mAP_{k}": round(v, 4) for k, v in maps.items()})
+    benchmark.extra_info.update(numbers)
+    print(f"\n{NAME}: {json.dumps(numbers)}")
+    assert maps["tlt"] >= MAP_GOAL, numbers
+    for kind, tolerance in TOLERANCES.items():
+        assert abs(maps[kind] - maps["tlt"]) <= tolerance, (kind, numbers)
+
+
+def fastest(call: Any, rounds: int = 5) -> float:
+    call()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_engine_speed(benchmark: Any) -> None:
+    import onnxruntime as ort
+
+    from libtlt.registry import get_architecture
+    from libtlt.runtime.keras_model import load_tlt_model
+    from libtlt.spec import load_spec
+
+    if not TRAINED:
+        pytest.skip("needs test_learns_and_deploys first (a trained network's proposals)")
+    spec_path, model_path, int8_engine = TRAINED[0]
+    arch = get_architecture(NAME)
+    spec = load_spec(spec_path, arch.spec_message())
+    batch = next(arch.evaluation_batches(spec, batch_size=BATCH))[0]
+    model, _ = load_tlt_model(model_path, KEY, architecture=NAME)
+    names = arch.export_outputs(spec)
+
+    def keras_with_decoding() -> Any:  # what tlt-infer runs on a .tlt
+        return arch.decode(spec, dict(zip(names, model.predict_on_batch(batch), strict=True)),
+                           [(WIDTH, HEIGHT)] * len(batch), arch.class_names(spec))
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    int8 = ort.InferenceSession(int8_engine.read_bytes(), options, providers=["CPUExecutionProvider"])
+    feed = {int8.get_inputs()[0].name: batch}
+    seconds = {"keras": fastest(keras_with_decoding, 3), "ort_int8": fastest(lambda: int8.run(None, feed))}
+    benchmark.pedantic(lambda: int8.run(None, feed), rounds=3, iterations=1)
+    ratio = seconds["keras"] / seconds["ort_int8"]
+    numbers = {"images_per_s": {k: round(BATCH / v, 2) for k, v in seconds.items()},
+               "int8_to_keras": round(ratio, 2), "goal": 2.5, "goal_met": bool(ratio >= 2.5)}
+    benchmark.extra_info.update(numbers)
+    print(f"\n{NAME} deployment, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
+
+
+def test_training_pipeline_vs_bare_fit(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Throughput only, so an untrained network will do; each side is measured twice, alternating, and its best run
+    counts. Both fit the architecture's trainer (``training_view``), the bare one on one batch held in memory."""
+    import keras
+    import tensorflow as tf
+
+    from libtlt.registry import get_architecture
+    from libtlt.spec import load_spec
+
+    arch = get_architecture(NAME)
+    spec_path = tmp_path / "spec.txt"
+    spec_path.write_text(spec_text(*data), encoding="utf-8")
+    spec = load_spec(spec_path, arch.spec_message())
+    training = arch.training_data(spec, batch_size=BATCH, seed=0)
+    trainer, _ = arch.training_view(spec, arch.build(spec))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
+    inputs, targets = next(iter(training.train))
+    in_memory = tf.data.Dataset.from_tensors((inputs, targets)).repeat()
+    steps = 12
+    seconds = {"bare": math.inf, "pipeline": math.inf}
+    for name, dataset in (("bare", in_memory), ("pipeline", training.train)) * 2:
+        trainer.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
+        started = time.perf_counter()
+        trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        seconds[name] = min(seconds[name], time.perf_counter() - started)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    ratio = seconds["bare"] / seconds["pipeline"]
+    numbers = {f"{k}_images_per_s": round(steps * BATCH / v, 2) for k, v in seconds.items()}
+    numbers.update(ratio=round(ratio, 3), goal=0.9, goal_met=bool(ratio >= 0.9))
+    benchmark.extra_info.update(numbers)
+    print(f"\n{NAME} training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
