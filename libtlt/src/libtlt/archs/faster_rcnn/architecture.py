@@ -335,10 +335,9 @@ class FasterRcnnArchitecture:
         ds, steps, count = frcnn_data.training_dataset(spec, batch_size=batch_size, seed=seed or 0, strict=strict)
         classes = self.class_names(spec)
         labels = "".join(f"{name}\n" for name in frcnn_data.labels_txt(spec))
+        # The saved models record the preprocessing (tlt-export's calibration images and DeepStream's offsets).
         return TrainingData(train=ds, steps_per_epoch=steps, num_samples=count, classes=classes,
-                            files={"labels.txt": labels}, metadata={"classes": classes,
-                                                                    "input_shape": list(frcnn_data.input_config(
-                                                                        spec).shape)},
+                            files={"labels.txt": labels}, metadata=self.metadata(spec, classes),
                             images=frcnn_data.image_paths(spec))
 
     # ---------------------------------------------------------------------------------------- evaluate
