@@ -1,5 +1,7 @@
-"""FasterRCNN's training side: spec → network, training configuration and train plan in both spec layouts, and a
-fit of the trainer that ``training_view`` returns on generated KITTI records, saved through its view."""
+"""FasterRCNN's Architecture object: spec → network, training configuration and train plan in both spec layouts, a
+fit of the trainer that ``training_view`` returns on generated KITTI records, saved through its view; and what the
+tools take from it: detection settings, the spec's models, decoding of raw or deployed outputs, the RPN recall and
+the metadata that export and DeepStream read."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from libtlt.archs.faster_rcnn.architecture import FasterRcnnArchitecture
 
 
 def _sibling(name: str):  # type: ignore[no-untyped-def]
-    """The data tests' spec builder and records fixture (until FasterRCNN has its sample-spec hook)."""
+    """The data tests' spec builder and records fixture (one definition of the small spec)."""
     import importlib.util
 
     location = Path(__file__).with_name(f"{name}.py")
@@ -82,3 +84,72 @@ def test_training_view_fits_and_saves_the_inference_model(root: Path, tmp_path: 
     image = np.zeros((1, 3, 160, 256), np.float32)
     for got, want in zip(loaded.predict_on_batch(image), model.predict_on_batch(image), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- tools' side
+
+
+def test_detection_settings_come_from_the_section_asked_for() -> None:
+    spec = load(spec_text(layout="000").replace(
+        "training_config {\n", "training_config {\n  evaluation_config { object_confidence_thres: 0.05 "
+        "classifier_nms_max_boxes: 7 }\n  inference_config { classifier_nms_overlap_threshold: 0.45 }\n", 1))
+    evaluation, inference = ARCH.detection_settings(spec), ARCH.detection_settings(spec, "inference")
+    assert (evaluation.confidence_threshold, evaluation.nms_iou, evaluation.max_boxes) == (0.05, 0.3, 7)
+    assert (inference.confidence_threshold, inference.nms_iou, inference.max_boxes) == (1e-4, 0.45, 100)
+    assert evaluation.regr_std == (10.0, 10.0, 5.0, 5.0)
+
+
+def test_spec_models_prefer_the_tensorrt_block() -> None:
+    text = spec_text()
+    assert ARCH.evaluation_model(load(text)) is None
+    spec = load(text + "evaluation_config { model: '/m/a.tlt' }\n")
+    assert ARCH.evaluation_model(spec) == "/m/a.tlt"
+    spec = load(text + "evaluation_config { model: '/m/a.tlt' trt_evaluation { trt_engine: '/m/a.engine' } }\n")
+    assert ARCH.evaluation_model(spec) == "/m/a.engine"
+    spec = load(text + "inference_config { model: '/m/a.tlt' trt_inference { etlt_model { model: '/m/a.etlt' } } }\n")
+    assert ARCH.inference_model(spec) == "/m/a.etlt"
+
+
+def test_decode_reads_raw_outputs_or_the_deployed_nms_alike() -> None:
+    spec = load(spec_text() + "evaluation_config { object_confidence_thres: 0.5 }\n")
+    rois = np.zeros((1, 3, 4), np.float32)
+    rois[0, 0] = (10, 20, 60, 90)  # two real proposals, then a padding row
+    rois[0, 1] = (100, 30, 140, 70)
+    probs = np.zeros((1, 3, 4), np.float32)
+    probs[0, 0] = (0.1, 0.8, 0.05, 0.05)  # class 1 (car), background last
+    probs[0, 1] = (0.9, 0.02, 0.03, 0.05)  # class 0 (bike)
+    probs[0, 2] = (0.0, 0.99, 0.0, 0.01)  # the padding row never detects
+    raw = {"proposals": rois, "dense_class_td": probs, "dense_regress_td": np.zeros((1, 3, 12), np.float32)}
+    [found] = ARCH.decode(spec, raw, [(256, 160)], ARCH.class_names(spec))
+    assert found.class_ids.tolist() == [0, 1] and found.confidences == pytest.approx([0.9, 0.8])
+    np.testing.assert_allclose(found.boxes, [[100, 30, 141, 71], [10, 20, 61, 91]])  # the +1 widths of TAO
+    assert found.proposals is not None and len(found.proposals) == 2
+
+    nms = np.zeros((1, 1, 100, 7), np.float32)
+    nms[0, 0, :2] = [[0, 0, 0.9, 100 / 256, 30 / 160, 141 / 256, 71 / 160],
+                     [0, 1, 0.8, 10 / 256, 20 / 160, 61 / 256, 91 / 160]]
+    [deployed] = ARCH.decode(spec, {"NMS": nms, "NMS_1": np.array([[[[2]]]], np.int32)}, [(256, 160)], [])
+    assert deployed.class_ids.tolist() == [0, 1] and deployed.proposals is None
+    np.testing.assert_allclose(deployed.boxes, found.boxes, atol=1e-4)
+
+
+def test_rpn_recall_counts_ground_truth_covered_by_a_proposal() -> None:
+    from libtlt.archs.faster_rcnn.architecture import RpnRecallEvaluator
+
+    evaluator = RpnRecallEvaluator(["a", "b"], iou_thresholds=0.5, mode="INTEGRATE")
+    truth = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]], float)
+    evaluator.add_image(truth[:1], [0.9], [0], truth, [0, 0, 1])
+    evaluator.add_proposals(np.array([[0, 0, 10, 11], [20, 20, 30, 30]], float), truth, [0, 0, 1])
+    result = evaluator.result()
+    assert result.extra["rpn_recall"] == {"a": 0.5, "b": 0.0, "all": pytest.approx(1 / 3)}
+    assert result.classes["a"].num_ground_truth == 2
+
+
+def test_metadata_records_the_preprocessing_for_export_and_deepstream() -> None:
+    spec = load(spec_text())
+    meta = ARCH.metadata(spec, ARCH.class_names(spec))
+    assert meta["architecture"] == "faster_rcnn" and meta["color_format"] == "bgr"
+    assert meta["image_offsets"] == pytest.approx([103.939 / 2, 116.779 / 2, 123.68 / 2])  # scaling factor 2.0
+    assert meta["image_scale"] == 0.5 and meta["input_shape"] == [3, 160, 256]
+    settings = ARCH.deepstream_settings(spec, ARCH.class_names(spec))
+    assert settings["labels"] == ["bike", "car", "person", "background"] and settings["num-detected-classes"] == 4

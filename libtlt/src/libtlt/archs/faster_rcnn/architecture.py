@@ -95,7 +95,7 @@ def _proposal_counts(config: Any, defaults: tuple[int, int, float]) -> tuple[int
 
 
 class FasterRcnnArchitecture:
-    """The training side of FasterRCNN (module docstring)."""
+    """FasterRCNN for every tool (module docstring)."""
 
     name = "faster_rcnn"
     task = BOX_DETECTOR
@@ -170,7 +170,6 @@ class FasterRcnnArchitecture:
 
         train = spec.message.training_config
         _, model = _section(spec, "model")
-        std = {**DEFAULT_REGR_STD, **{entry.key: _f(entry.value) for entry in train.classifier_regr_std}}
         pre, post, iou = _proposal_counts(train, TRAIN_PROPOSALS)
 
         def value(field: str, default: float) -> float:
@@ -179,7 +178,7 @@ class FasterRcnnArchitecture:
         targets = RcnnTargetConfig(
             min_overlap=value("classifier_min_overlap", 0.0), max_overlap=value("classifier_max_overlap", 0.5),
             roi_mini_batch=int(model.roi_mini_batch) or 256, gt_as_roi=bool(train.gt_as_roi),
-            regr_std=(std["x"], std["y"], std["w"], std["h"]))
+            regr_std=self.regr_std(spec))
         return TrainingConfig(
             targets=targets, pre_nms_top_n=pre, post_nms_top_n=post, nms_iou=iou,
             rpn_mini_batch=int(train.rpn_mini_batch) or 256,
