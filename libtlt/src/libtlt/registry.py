@@ -78,7 +78,8 @@ class TrainPlan:
     classification checkpoints after the backbone, e.g. ``resnet_003.tlt``). ``load_graph`` (DetectNet_v2's
     ``model_config.load_graph``) takes the pretrained ``.tlt``'s whole graph instead of its weights by name;
     tlt-train also does so for any ``.tlt`` that tlt-prune marked as pruned. ``enable_qat`` trains with
-    quantization-aware training (``libtlt.qat``, 000 §8.1).
+    quantization-aware training (``libtlt.qat``, 000 §8.1). ``final_model_path`` (FasterRCNN's ``output_model``):
+    tlt-train also writes the final model there.
     """
 
     model_name: str
@@ -96,6 +97,7 @@ class TrainPlan:
     load_graph: bool = False
     random_seed: int | None = None
     enable_qat: bool = False
+    final_model_path: str | None = None
 
 
 @dataclass

@@ -58,13 +58,19 @@ def main(arch: str | None, list_archs: bool, experiment_spec_file: str | None, r
     def body() -> None:
         from tlt_train.train import check_architecture, train
 
-        check_architecture(arch)
-        missing = [flag for flag, value in (("-e", experiment_spec_file), ("-r", results_dir),
+        architecture = check_architecture(arch)
+        results = results_dir
+        if results is None and experiment_spec_file and hasattr(architecture, "results_dir"):
+            # The manuals' form for FasterRCNN has no -r: the spec's output_model says where the results go.
+            from tlt_train.train import load_experiment_spec
+
+            results = architecture.results_dir(load_experiment_spec(architecture, experiment_spec_file))
+        missing = [flag for flag, value in (("-e", experiment_spec_file), ("-r", results),
                                             ("-k KEY (or --key_file FILE, or TLT_KEY)", key))
                    if not value]
         if missing:
             raise click.UsageError(f"missing option(s) {', '.join(missing)}")
-        train(arch, experiment_spec_file=str(experiment_spec_file), results_dir=str(results_dir), key=str(key),
+        train(arch, experiment_spec_file=str(experiment_spec_file), results_dir=str(results), key=str(key),
               gpus=gpus, gpu_index=gpu_index, use_amp=use_amp, strict=strict, model_name=model_name,
               pretrained_model=pretrained_model)
 

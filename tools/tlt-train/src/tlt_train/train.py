@@ -109,6 +109,8 @@ def train(arch_name: str, *, experiment_spec_file: str | Path, results_dir: str 
     if model_name and re.fullmatch(rf"{re.escape(plan.model_name)}_\d{{3,}}(\.tlt)?", model_name):
         raise UnsupportedError(f"-n/--model_name {model_name!r} would look like a checkpoint to resume from; "
                                "choose another name")
+    if plan.final_model_path:  # before hours of training: the folder the spec names for the final model
+        Path(plan.final_model_path).parent.mkdir(parents=True, exist_ok=True)
     results = Path(results_dir)
     created = not results.exists()
     results.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,7 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
                             "use a new results directory", location=state.path)
         if state.epoch >= plan.epochs:
             logger.info("Training already complete: %s holds epoch %d of %d", state.path, state.epoch, plan.epochs)
-            final = _name_final_model(state.path, model_name) if chief else state.path
+            final = _name_final_model(state.path, model_name, plan.final_model_path) if chief else state.path
             return TrainResult(final, state.epoch, plan.epochs, list(data.classes))
 
     with strategy.scope():
@@ -211,7 +213,7 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
     seconds = time.perf_counter() - started
     final = checkpoint.saved[-1] if checkpoint.saved else results / "weights" / f"{plan.model_name}_{plan.epochs:03d}.tlt"
     if chief:
-        final = _name_final_model(final, model_name)
+        final = _name_final_model(final, model_name, plan.final_model_path)
     logger.info("Training finished; final model: %s", final)
     epochs_run = plan.epochs - initial_epoch
     return TrainResult(final, initial_epoch, plan.epochs, list(data.classes), fit_seconds=seconds,
@@ -320,12 +322,16 @@ def check_model_name(model_name: str | None) -> None:
         raise UnsupportedError(f"-n/--model_name must be a plain file name (no folders), not {model_name!r}")
 
 
-def _name_final_model(final: Path, model_name: str | None) -> Path:
-    """Copy the final checkpoint to ``weights/<model_name>.tlt`` (atomically) and return that path."""
-    if not model_name:
-        return final
+def _name_final_model(final: Path, model_name: str | None, spec_path: str | None = None) -> Path:
+    """Copy the final checkpoint to ``weights/<model_name>.tlt`` and to the spec's ``spec_path`` (FasterRCNN's
+    ``output_model``), atomically; return the ``-n`` copy's path, else the checkpoint's."""
     from libtlt.io.atomic import write_bytes
 
+    if spec_path and Path(spec_path).resolve() != final.resolve():
+        write_bytes(Path(spec_path), final.read_bytes())
+        logger.info("Final model also saved as %s (the spec's output model)", spec_path)
+    if not model_name:
+        return final
     named = final.parent / f"{model_name.removesuffix('.tlt')}.tlt"
     if named != final:
         write_bytes(named, final.read_bytes())

@@ -278,7 +278,13 @@ class FasterRcnnArchitecture:
             checkpoint_interval=max(1, int(train.checkpoint_interval) or 1), pretrained_model_path=pretrained,
             load_graph=bool(train.retrain_pruned_model),
             random_seed=int(spec.message.random_seed) if spec.message.HasField("random_seed") else None,
-            enable_qat=bool(train.enable_qat))
+            enable_qat=bool(train.enable_qat), final_model_path=train.output_model or None)
+
+    def results_dir(self, spec: Any) -> str | None:
+        """Where ``tlt-train faster_rcnn -e SPEC -k KEY`` (the manuals' form, no ``-r``) writes: the folder of
+        ``training_config.output_model``."""
+        output = spec.message.training_config.output_model
+        return str(Path(output).parent) if output else None
 
     @staticmethod
     def _optimizer(train: Any) -> tuple[str, dict[str, Any], float | None]:
