@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.testing import generated_kitti_records
 
 BIN = Path(sys.executable).parent
 KEY = "bench_key"
@@ -72,12 +72,7 @@ def run(*args: str | Path, timeout: float = 3600) -> subprocess.CompletedProcess
 
 
 def convert(root: Path, frames: int, seed: int) -> Path:
-    """Generated frames in ``root``, converted by the installed tlt-dataset-convert into ``root/tfrecords``."""
-    from libtlt.testing import convert_kitti
-
-    generate_detection_dataset(root, num_images=frames, width=WIDTH, height=HEIGHT, seed=seed)
-    convert_kitti(root, root / "tfrecords")
-    return root
+    return generated_kitti_records(root, frames, seed, width=WIDTH, height=HEIGHT)
 
 
 @pytest.fixture(scope="module")

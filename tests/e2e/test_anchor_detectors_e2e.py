@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.testing import generated_kitti_records
 
 BIN = Path(sys.executable).parent
 KEY = "anchor_e2e_key"
@@ -36,12 +36,7 @@ def run(*args: str | Path, timeout: float = 900) -> subprocess.CompletedProcess[
 
 
 def convert(root: Path, frames: int, seed: int) -> Path:
-    """Generated frames in ``root``, converted by the installed tlt-dataset-convert into ``root/tfrecords``."""
-    from libtlt.testing import convert_kitti
-
-    generate_detection_dataset(root, num_images=frames, width=WIDTH, height=HEIGHT, seed=seed)
-    convert_kitti(root, root / "tfrecords")
-    return root
+    return generated_kitti_records(root, frames, seed, width=WIDTH, height=HEIGHT)
 
 
 def evaluated_map(name: str, spec: Path, model: Path, out: Path) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from libtlt.samples import generate_detection_dataset
+from libtlt.testing import generated_kitti_records
 
 BIN = Path(sys.executable).parent
 KEY = "frcnn_e2e_key"
@@ -37,11 +37,7 @@ def run(*args: str | Path, timeout: float = 1200) -> subprocess.CompletedProcess
 
 
 def convert(root: Path, frames: int, seed: int) -> Path:
-    from libtlt.testing import convert_kitti
-
-    generate_detection_dataset(root, num_images=frames, width=WIDTH, height=HEIGHT, seed=seed)
-    convert_kitti(root, root / "tfrecords")
-    return root
+    return generated_kitti_records(root, frames, seed, width=WIDTH, height=HEIGHT)
 
 
 def evaluation(spec: Path, model: Path, out: Path) -> dict:

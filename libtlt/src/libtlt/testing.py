@@ -115,6 +115,16 @@ def convert_kitti(root: Path, records_dir: Path, *, val_split: int = 50, num_sha
     return str(records_dir / "kitti*")
 
 
+def generated_kitti_records(root: Path, frames: int, seed: int, *, width: int, height: int) -> Path:
+    """``frames`` generated KITTI frames of ``width`` × ``height`` (``seed``) in ``root``, converted by the installed
+    tlt-dataset-convert into ``root/tfrecords``; returns ``root`` (e2e tests and benches of the detectors)."""
+    from libtlt.samples import generate_detection_dataset
+
+    generate_detection_dataset(root, num_images=frames, width=width, height=height, seed=seed)
+    convert_kitti(root, root / "tfrecords")
+    return root
+
+
 def convert_coco(root: Path, records_dir: Path) -> None:
     """Convert the COCO sample under ``root`` (train and val splits) with the installed ``tlt-dataset-convert``
     into ``records_dir/train-*`` and ``records_dir/val-*``."""

@@ -17,9 +17,7 @@ import numpy as np
 import onnx
 
 from libtlt.errors import ModelFileError, TltError
-from libtlt.runtime.tf2onnx_convert import BATCH_DIM, canonical_names
-from libtlt.runtime.tf2onnx_convert import optimizers_without_graph_copies as _optimizers_without_graph_copies
-from libtlt.runtime.tf2onnx_convert import rename_tensor as _rename_tensor
+from libtlt.runtime.tf2onnx_convert import convert_keras
 
 #: ONNX opset of exported graphs (per-channel Q/DQ for INT8 needs at least 13).
 DEFAULT_OPSET = 17
@@ -66,38 +64,20 @@ def input_chw(model: Any) -> tuple[int, int, int]:
 
 
 def keras_to_onnx(model: Any, export_names: Sequence[str], *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Convert ``model`` to ONNX: input ``input_1`` [N, C, H, W] float32, outputs ``export_names``."""
-    import tensorflow as tf
-    import tf2onnx
-
-    channels, height, width = input_chw(model)
+    """Convert ``model`` to ONNX: input ``input_1`` [N, C, H, W] float32, outputs ``export_names`` in that order
+    (the conversion itself is ``libtlt.runtime.tf2onnx_convert.convert_keras``)."""
+    input_chw(model)
     order = match_outputs(keras_output_layers(model), export_names)
-    signature = (tf.TensorSpec((None, channels, height, width), tf.float32, name=INPUT_NAME),)
-    try:
-        with _optimizers_without_graph_copies():
-            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
-    except Exception as err:  # tf2onnx raises many types for graphs it cannot convert
-        raise ModelFileError(f"tf2onnx cannot convert the model: {str(err).splitlines()[0] if str(err) else err!r}"
-                             ) from err
-    graph = proto.graph
-    if len(graph.input) != 1 or len(graph.output) != len(export_names):
-        raise ModelFileError(f"the converted graph has {len(graph.input)} input(s) and {len(graph.output)} "
-                             f"output(s); expected 1 and {len(export_names)}")
-    _rename_tensor(graph, graph.input[0].name, INPUT_NAME)
-    current = [value.name for value in graph.output]
+    keras_order = [""] * len(export_names)
     for export_name, index in zip(export_names, order, strict=True):
-        _rename_tensor(graph, current[index], export_name)
+        keras_order[index] = export_name
+    proto = convert_keras(model, INPUT_NAME, keras_order, opset=opset)
+    graph = proto.graph
     by_name = {value.name: value for value in graph.output}
     ordered = [by_name[name] for name in export_names]
     del graph.output[:]
     graph.output.extend(ordered)
-    canonical_names(graph)
-    for value in [*graph.input, *graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_param = BATCH_DIM
     proto.producer_name = "tlt-export"
-    onnx.checker.check_model(proto)
     return proto
 
 
