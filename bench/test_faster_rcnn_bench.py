@@ -84,6 +84,39 @@ def evaluate(spec: Path, model: Path, out: Path) -> dict[str, Any]:
     return dict(json.loads((out / "evaluation.json").read_text()))
 
 
+def test_training_pipeline_vs_bare_fit(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Throughput only, so an untrained network will do; each side is measured twice, alternating, and its best run
+    counts. Both fit the architecture's trainer (``training_view``), the bare one on one batch held in memory."""
+    import keras
+    import tensorflow as tf
+
+    from libtlt.registry import get_architecture
+    from libtlt.spec import load_spec
+
+    arch = get_architecture(NAME)
+    spec_path = tmp_path / "spec.txt"
+    spec_path.write_text(spec_text(*data), encoding="utf-8")
+    spec = load_spec(spec_path, arch.spec_message())
+    training = arch.training_data(spec, batch_size=BATCH, seed=0)
+    trainer, _ = arch.training_view(spec, arch.build(spec))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
+    inputs, targets = next(iter(training.train))
+    in_memory = tf.data.Dataset.from_tensors((inputs, targets)).repeat()
+    steps = 12
+    seconds = {"bare": math.inf, "pipeline": math.inf}
+    for name, dataset in (("bare", in_memory), ("pipeline", training.train)) * 2:
+        trainer.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
+        started = time.perf_counter()
+        trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        seconds[name] = min(seconds[name], time.perf_counter() - started)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    ratio = seconds["bare"] / seconds["pipeline"]
+    numbers = {f"{k}_images_per_s": round(steps * BATCH / v, 2) for k, v in seconds.items()}
+    numbers.update(ratio=round(ratio, 3), goal=0.9, goal_met=bool(ratio >= 0.9))
+    benchmark.extra_info.update(numbers)
+    print(f"\n{NAME} training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
+
+
 def test_learns_and_deploys(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
     train, val = data
     spec = tmp_path / "spec.txt"
@@ -161,36 +194,3 @@ def test_engine_speed(benchmark: Any) -> None:
                "int8_to_keras": round(ratio, 2), "goal": 2.5, "goal_met": bool(ratio >= 2.5)}
     benchmark.extra_info.update(numbers)
     print(f"\n{NAME} deployment, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
-
-
-def test_training_pipeline_vs_bare_fit(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
-    """Throughput only, so an untrained network will do; each side is measured twice, alternating, and its best run
-    counts. Both fit the architecture's trainer (``training_view``), the bare one on one batch held in memory."""
-    import keras
-    import tensorflow as tf
-
-    from libtlt.registry import get_architecture
-    from libtlt.spec import load_spec
-
-    arch = get_architecture(NAME)
-    spec_path = tmp_path / "spec.txt"
-    spec_path.write_text(spec_text(*data), encoding="utf-8")
-    spec = load_spec(spec_path, arch.spec_message())
-    training = arch.training_data(spec, batch_size=BATCH, seed=0)
-    trainer, _ = arch.training_view(spec, arch.build(spec))
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
-    inputs, targets = next(iter(training.train))
-    in_memory = tf.data.Dataset.from_tensors((inputs, targets)).repeat()
-    steps = 12
-    seconds = {"bare": math.inf, "pipeline": math.inf}
-    for name, dataset in (("bare", in_memory), ("pipeline", training.train)) * 2:
-        trainer.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
-        started = time.perf_counter()
-        trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        seconds[name] = min(seconds[name], time.perf_counter() - started)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    ratio = seconds["bare"] / seconds["pipeline"]
-    numbers = {f"{k}_images_per_s": round(steps * BATCH / v, 2) for k, v in seconds.items()}
-    numbers.update(ratio=round(ratio, 3), goal=0.9, goal_met=bool(ratio >= 0.9))
-    benchmark.extra_info.update(numbers)
-    print(f"\n{NAME} training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")

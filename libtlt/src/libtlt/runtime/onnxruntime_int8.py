@@ -16,7 +16,13 @@ float Conv behind dequantized weights — slower than FP32 (measured: 0.8× FP32
 * where that output feeds only a Relu, the pair goes after the Relu instead, as uint8 with zero point 0
   over the Relu output's calibrated range: onnxruntime then drops the Relu (the quantization clips at 0);
 * outputs that are graph outputs, or that feed ops without an integer form (Sigmoid, Softmax ...), stay
-  float — the detection and class scores keep float precision, as in TensorRT.
+  float — the detection and class scores keep float precision, as in TensorRT;
+* every activation pair is written as uint8 (int8 zero point z becomes uint8 z + 128: the same numbers;
+  :func:`unsigned_activations`): onnxruntime fuses a Conv only when its quantized input and output have the
+  same type, and on x86 it makes them match by rewriting int8 pairs as uint8 itself — but only for a Q
+  with exactly one DQ after it (and its common-subexpression pass merges duplicated Qs back into one). A
+  tensor read by two convolutions (FasterRCNN's RoiAlign crops, read by the RCNN body's first convolution
+  and its projection shortcut) kept its int8 pair, and both convolutions ran in float.
 
 The numerics are the cal.bin's: every quantized tensor uses its calibrated amax (``127 × scale``).
 
@@ -160,5 +166,46 @@ def integer_kernels(model: onnx.ModelProto, scales: Mapping[str, float], *,
 
     graph.initializer.extend(new_inits)
     place_after_producers(graph, after)
+    unsigned_activations(graph)
     onnx.checker.check_model(model_copy)
     return model_copy
+
+
+def unsigned_activations(graph: onnx.GraphProto) -> None:
+    """Re-express every int8 activation Q/DQ pair (scalar zero point z) as uint8 with zero point z + 128: the
+    same numbers, in the type onnxruntime's x86 kernels take; see the module docstring for why."""
+    initializers = {init.name: init for init in graph.initializer}
+    graph_outputs = {value.name for value in graph.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    converted: dict[str, str] = {}  # int8 zero point → its uint8 twin
+
+    def unsigned(zero_name: str) -> str | None:
+        if zero_name in converted:
+            return converted[zero_name]
+        zero = initializers.get(zero_name)
+        if zero is None:
+            return None
+        values = numpy_helper.to_array(zero)
+        if values.dtype != np.int8 or values.size != 1:
+            return None
+        twin = f"{zero_name}/uint8"
+        graph.initializer.append(numpy_helper.from_array((values.astype(np.int16) + 128).astype(np.uint8), twin))
+        converted[zero_name] = twin
+        return twin
+
+    for q in list(graph.node):
+        if (q.op_type != "QuantizeLinear" or q.input[0] in initializers or len(q.input) < 3
+                or q.output[0] in graph_outputs):
+            continue
+        dqs = readers.get(q.output[0], [])
+        if not dqs or any(dq.op_type != "DequantizeLinear" or len(dq.input) < 3 for dq in dqs):
+            continue
+        zero_names = {q.input[2], *(dq.input[2] for dq in dqs)}
+        twins = {name: unsigned(name) for name in zero_names}
+        if any(twin is None for twin in twins.values()):
+            continue
+        for node in (q, *dqs):
+            node.input[2] = twins[node.input[2]]  # type: ignore[assignment]
