@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-peers
 TOOLS := $(wildcard tools/tlt-*)
 PROTOS := $(wildcard libtlt/src/libtlt/spec/protos/*.proto)
-PYTEST_ARGS ?=
+# --durations: the slowest tests in every log, so that make test's growth shows where it comes from.
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: install test demo bench lint proto clean
 

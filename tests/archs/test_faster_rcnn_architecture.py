@@ -145,6 +145,39 @@ def test_rpn_recall_counts_ground_truth_covered_by_a_proposal() -> None:
     assert result.classes["a"].num_ground_truth == 2
 
 
+def test_occluded_ground_truth_is_difficult_unless_the_spec_says_otherwise(root: Path) -> None:
+    """The same detections (every visible box, none of the occluded ones) on every generated frame: with
+    ``gt_occluded_as_difficult`` (default) the occluded boxes are no misses, AP 1; with ``false`` they count."""
+    occlusion = {path.stem: np.array([int(line.split()[2]) for line in path.read_text().splitlines()
+                                      if line.split()[0].lower() in _DATA.CLASS_MAP])
+                 for path in (root / "labels").glob("*.txt")}
+    results, occluded_per_class = {}, np.zeros(3, int)
+    for setting in ("", "evaluation_config { gt_occluded_as_difficult: false }\n"):
+        spec = load(spec_text(root) + setting)
+        classes = ARCH.class_names(spec)
+        evaluator = ARCH.evaluator(spec, classes)
+        for _, truths in ARCH.evaluation_batches(spec, use_training_set=True, batch_size=4):
+            for truth in truths:
+                occluded = occlusion[Path(truth.frame_id).name] > 0  # the records keep the labels' object order
+                assert truth.difficult.tolist() == (occluded if not setting else np.zeros_like(occluded)).tolist()
+                if not setting:
+                    np.add.at(occluded_per_class, truth.class_ids[occluded], 1)
+                seen = ~occluded
+                evaluator.add_image(truth.boxes[seen], np.full(int(seen.sum()), 0.9), truth.class_ids[seen],
+                                    truth.boxes, truth.class_ids, gt_difficult=truth.difficult)
+        results[setting] = evaluator.result()
+    assert occluded_per_class.sum() > 0  # the generated frames hold occluded objects
+    difficult, counted = results.values()
+    assert difficult.mean_average_precision == 1.0
+    expected = []
+    for name, occluded_count in zip(classes, occluded_per_class, strict=True):
+        every = counted.classes[name].num_ground_truth
+        assert every == difficult.classes[name].num_ground_truth + occluded_count
+        expected.append(1 - occluded_count / every)  # integrated AP: precision 1 up to the visible fraction
+        assert counted.classes[name].average_precision == pytest.approx(expected[-1])
+    assert counted.mean_average_precision == pytest.approx(np.mean(expected)) and np.mean(expected) < 1.0
+
+
 def test_metadata_records_the_preprocessing_for_export_and_deepstream() -> None:
     spec = load(spec_text())
     meta = ARCH.metadata(spec, ARCH.class_names(spec))

@@ -137,6 +137,74 @@ def test_explicit_dont_care_flags() -> None:
     assert car.num_ground_truth == 1 and car.num_false_positives == 0 and car.average_precision == 1.0
 
 
+# Two overlapping boxes: a detection on the first has IoU 1 with it and 80/120 = 0.667 with the second.
+PAIR = [[0, 0, 10, 10], [2, 0, 12, 10]]
+
+
+def test_difficult_best_box_ignores_the_detection_where_dont_care_lets_it_take_another() -> None:
+    # VOC: the detection's best box is difficult → ignored, though it reaches the unmatched normal box too.
+    assert match_image([[0, 0, 10, 10]], [0.9], PAIR, iou_threshold=0.5, gt_difficult=[True, False]).tolist() \
+        == [IGNORED]
+    # "Don't care": the detection takes the valid box it reaches.
+    assert match_image([[0, 0, 10, 10]], [0.9], PAIR, iou_threshold=0.5, gt_ignore=[True, False]).tolist() \
+        == [TRUE_POSITIVE]
+    for flags, ap in (({"gt_difficult": [True, False]}, 0.0), ({"gt_ignore": [True, False]}, 1.0)):
+        evaluator = DetectionEvaluator(["car"], mode="INTEGRATE")
+        evaluator.add_image([[0, 0, 10, 10]], [0.9], [0], PAIR, [0, 0], **flags)  # type: ignore[arg-type]
+        car = evaluator.result().classes["car"]
+        assert car.num_ground_truth == 1 and car.average_precision == ap
+
+
+def test_an_already_matched_best_box_makes_a_false_positive_though_a_difficult_one_is_reached() -> None:
+    det, scores = [[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.8]
+    # VOC: the second detection's best box (the first, IoU 1) is taken → false positive, difficult box or not.
+    assert match_image(det, scores, PAIR, iou_threshold=0.5, gt_difficult=[False, True]).tolist() \
+        == [TRUE_POSITIVE, FALSE_POSITIVE]
+    # "Don't care": with no valid box left, reaching the ignored one makes it ignored.
+    assert match_image(det, scores, PAIR, iou_threshold=0.5, gt_ignore=[False, True]).tolist() \
+        == [TRUE_POSITIVE, IGNORED]
+    # Without flags the greedy rule gives the second detection the next box; VOC's takes only the best one.
+    assert match_image(det, scores, PAIR, iou_threshold=0.5).tolist() == [TRUE_POSITIVE, TRUE_POSITIVE]
+    assert match_image(det, scores, PAIR, iou_threshold=0.5, gt_difficult=[False, False]).tolist() \
+        == [TRUE_POSITIVE, FALSE_POSITIVE]
+    evaluator = DetectionEvaluator(["car"])
+    evaluator.add_image(det, scores, [0, 0], PAIR, [0, 0], gt_difficult=[False, True])
+    car = evaluator.result().classes["car"]
+    assert (car.num_ground_truth, car.num_true_positives, car.num_false_positives) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(("mode", "with_flags", "without_flags"), [("INTEGRATE", 0.833333, 0.916667),
+                                                                   ("SAMPLE", 0.848485, 0.909091)])
+def test_difficult_boxes_leave_the_ground_truth_count(mode: str, with_flags: float, without_flags: float) -> None:
+    gt = [[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]  # the middle one difficult
+    det = [[20, 20, 30, 30], [0, 0, 10, 10], [60, 60, 70, 70], [40, 40, 50, 50]]
+    scores = [0.95, 0.9, 0.8, 0.7]
+    assert match_image(det, scores, gt, iou_threshold=0.5, gt_difficult=[False, True, False]).tolist() \
+        == [IGNORED, TRUE_POSITIVE, FALSE_POSITIVE, TRUE_POSITIVE]
+    # Counted: TP, FP, TP against 2 boxes (the REFERENCE check values); without the flags TP, TP, FP, TP against 3.
+    for flags, expected, count in (([False, True, False], with_flags, 2), (None, without_flags, 3)):
+        evaluator = DetectionEvaluator(["car"], mode=mode)
+        evaluator.add_image(det, scores, [0] * 4, gt, [0] * 3, gt_difficult=flags)
+        car = evaluator.result().classes["car"]
+        assert car.num_ground_truth == count and car.average_precision == pytest.approx(expected, abs=5e-7)
+    # Only difficult boxes, found or not: no ground truth.
+    evaluator = DetectionEvaluator(["car"])
+    evaluator.add_image([[20, 20, 30, 30]], [0.9], [0], gt, [0] * 3, gt_difficult=[True, True, True])
+    car = evaluator.result().classes["car"]
+    assert car.num_ground_truth == 0 and car.num_false_positives == 0 and math.isnan(car.average_precision)
+
+
+def test_difficult_below_the_threshold_is_a_false_positive_and_dont_care_still_absorbs_one() -> None:
+    # Best box difficult but IoU 0.4 < 0.5: a false positive, as VOC.
+    assert match_image([[0, 0, 10, 4]], [1], [[0, 0, 10, 10]], iou_threshold=0.5, gt_difficult=[True]).tolist() \
+        == [FALSE_POSITIVE]
+    # Both flags: the don't-care box stays outside the VOC choice and turns the duplicate into "ignored".
+    gt = [[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]]
+    status = match_image([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8, 0.7], gt, iou_threshold=0.5,
+                         gt_ignore=[False, True, False], gt_difficult=[False, False, True])
+    assert status.tolist() == [TRUE_POSITIVE, IGNORED, IGNORED]
+
+
 def test_no_ground_truth_and_no_detections() -> None:
     evaluator = DetectionEvaluator(["car", "person", "bike"], mode="INTEGRATE")
     evaluator.add_image([[0, 0, 10, 10]], [0.5], [1], [[0, 0, 10, 10]], [0])
@@ -182,6 +250,10 @@ def test_from_spec() -> None:
     (lambda: DetectionEvaluator(["a"]).add_image([[0, 0, 1, 1]], [1, 2], [0], [], []), "1 detection boxes, 2"),
     (lambda: DetectionEvaluator(["a"]).add_image([[0, 0, 1, 1]], [1], [1], [], []), "detection class indices"),
     (lambda: average_precision([1.0], [0.5, 1.0]), "1 precision values but 2"),
+    (lambda: DetectionEvaluator(["a"]).add_image([], [], [], [[0, 0, 1, 1]], [0], gt_difficult=[True, False]),
+     "1 ground-truth boxes, 2 difficult flags"),
+    (lambda: match_image([[0, 0, 1, 1]], [1], [[0, 0, 1, 1]], iou_threshold=0.5, gt_difficult=[]),
+     "1 ground-truth boxes but 0 difficult flags"),
 ])
 def test_errors(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):

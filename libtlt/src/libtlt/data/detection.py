@@ -7,8 +7,11 @@ preprocessing and augmentation sections into :class:`Preprocessing` and :class:`
 
 The TFRecords of ``dataset_config.data_sources`` are read once without TensorFlow (``libtlt.io``): one
 :class:`Frame` per record, its objects mapped through ``target_class_mapping`` (objects of unmapped classes
-are dropped) and numbered in network output order. The images themselves are read inside ``tf.data``
-from ``image_directory_path/<frame/id>.<image_extension>``.
+are dropped) and numbered in network output order, each with its KITTI occlusion (``target/occlusion``; zeros
+for records without it), which an evaluation may use to flag "difficult" objects. The images themselves are read
+inside ``tf.data`` from ``image_directory_path/<frame/id>.<image_extension>``; the boxes and classes travel
+with them row by row (row i is the frame's object i, a dropped object keeps its row with class −1), so the
+frame's other per-object values are picked for the kept objects afterwards (:func:`kept_objects`).
 
 Validation: a separate ``validation_data_source``, else the records of fold ``validation_fold``
 (files named ``...-fold-<fold:03d>-of-...`` by tlt-dataset-convert) — those are left out of training.
@@ -49,7 +52,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +72,17 @@ logger = get_logger("libtlt.data.detection")
 NO_CLASS = -1
 
 
+def _no_occlusion() -> np.ndarray:
+    return np.zeros(0, np.int32)
+
+
 @dataclass(frozen=True)
 class Frame:
-    """One record: image file, its size, and its objects (source pixels, class index in output order)."""
+    """One record: image file, its size, and its objects (source pixels, class index in output order, KITTI
+    occlusion: 0 fully visible, 1 partly occluded, 2 largely occluded, 3 unknown).
+
+    ``occlusion`` defaults to zeros (a record without ``target/occlusion``); any per-object array has one row per
+    box, in the same order."""
 
     frame_id: str
     image_path: str
@@ -79,6 +90,14 @@ class Frame:
     height: int
     boxes: np.ndarray  # [N, 4] float32 x1, y1, x2, y2
     classes: np.ndarray  # [N] int32
+    occlusion: np.ndarray = field(default_factory=_no_occlusion)  # [N] int32
+
+    def __post_init__(self) -> None:
+        count = len(self.classes)
+        if len(self.occlusion) == 0 and count:
+            object.__setattr__(self, "occlusion", np.zeros(count, np.int32))
+        elif len(self.occlusion) != count:
+            raise ValueError(f"frame {self.frame_id}: {count} objects but {len(self.occlusion)} occlusion values")
 
 
 @dataclass(frozen=True)
@@ -165,11 +184,17 @@ def read_frames(files: Sequence[str], image_dir: str, extension: str, mapping: d
                       for k in ("x1", "y1", "x2", "y2")]
             ids = np.array([lookup.get(n, NO_CLASS) for n in names], dtype=np.int32)
             boxes = np.stack(coords, axis=1) if names else np.zeros((0, 4), np.float32)
+            occlusion = np.asarray(ex.get("target/occlusion", []), dtype=np.int32).reshape(-1)
+            if len(occlusion) != len(names):  # absent (older records): every object visible
+                if len(occlusion):
+                    raise DataError(f"a record has {len(names)} objects but {len(occlusion)} target/occlusion "
+                                    "values", location=path)
+                occlusion = np.zeros(len(names), np.int32)
             keep = ids >= 0
             raw_id = ex["frame/id"][0]
             frame_id = raw_id.decode("utf-8") if isinstance(raw_id, bytes) else str(raw_id)
             frames.append(Frame(frame_id, str(Path(image_dir) / (frame_id + ext)), int(ex["frame/width"][0]),
-                                int(ex["frame/height"][0]), boxes[keep].reshape(-1, 4), ids[keep]))
+                                int(ex["frame/height"][0]), boxes[keep].reshape(-1, 4), ids[keep], occlusion[keep]))
     return frames
 
 
@@ -203,6 +228,19 @@ def split_frames(spec: LoadedSpec[Any], classes: Sequence[str]) -> tuple[list[Fr
     if not train:
         raise SpecError("the training records hold no frames", location=spec.locate("dataset_config"))
     return train, val
+
+
+def kept_objects(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """A frame's per-object ``values`` ``[N]`` (e.g. ``Frame.occlusion``) for the objects that
+    :func:`frames_dataset` kept: ``classes`` is that frame's classes row ``[M ≥ N]`` (row i is object i, −1 where
+    dropped and on padding rows)."""
+    rows = np.asarray(classes).reshape(-1)
+    given = np.asarray(values).reshape(-1)
+    if len(given) > len(rows):
+        raise ValueError(f"{len(given)} per-object values but only {len(rows)} rows")
+    padded = np.zeros(len(rows), given.dtype)
+    padded[:len(given)] = given
+    return padded[rows >= 0]
 
 
 def _pack(frames: Sequence[Frame]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -448,6 +486,9 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
 def frames_dataset(frames: Sequence[Frame], pre: Preprocessing, aug: Augmentation | None, *,
                    shuffle: bool = False, seed: int = 0, repeat: bool = False) -> Any:
     """``tf.data`` of (image CHW, boxes [M, 4], classes [M], frame index) per frame.
+
+    M is the most objects of any frame; row i is the frame's object i (class −1 where dropped, then padding rows),
+    so :func:`kept_objects` picks the frame's other per-object values for the rows kept.
 
     Reproducible: the order comes from ``seed``, and each element's augmentation from (``seed``, its
     position in the stream) through stateless random ops, so the parallel map can stay ordered

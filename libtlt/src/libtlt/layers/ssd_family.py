@@ -49,11 +49,13 @@ def _f(value: float) -> float:
 
 @dataclass(frozen=True)
 class Truth:
-    """One image's ground truth in network-input pixels."""
+    """One image's ground truth in network-input pixels; ``difficult`` ``[G]`` bool, where the architecture's
+    evaluation flags boxes as VOC "difficult" (tlt-evaluate passes it as the evaluator's ``gt_difficult``)."""
 
     frame_id: str
     boxes: np.ndarray
     class_ids: np.ndarray
+    difficult: np.ndarray | None = None
 
 
 class SsdFamilyArchitecture:

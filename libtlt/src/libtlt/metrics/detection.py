@@ -7,6 +7,14 @@ each ground-truth box is matched at most once. Ground-truth boxes outside the cl
 of them (and with no valid box) is neither a true nor a false positive, and neither is an unmatched detection
 outside the size range. The rest are false positives.
 
+"Difficult" ground truth (``gt_difficult``, PASCAL VOC's rule; FasterRCNN flags KITTI-occluded objects so): each
+detection, in descending confidence, takes the box of its class it overlaps most among *all* the (valid and
+difficult) boxes, matched or not (ties: the lower index). If that IoU reaches the threshold, the detection is
+ignored when the box is difficult, a true positive when the box is still unmatched (it becomes matched) and a false
+positive otherwise — even when it also reaches another, unmatched box. Difficult boxes never count as ground truth.
+Without ``gt_difficult`` the greedy rule above applies unchanged; with both, don't-care and out-of-range boxes stay
+outside the VOC choice and still turn a detection's false positive into "ignored" when it reaches one.
+
 Average precision over the ranked detections of every image (ties keep the order they were added in):
 
 * ``SAMPLE`` — VOC2007 11-point: the mean over recall r in {0, 0.1, …, 1} of the highest precision at a recall
@@ -110,9 +118,19 @@ def average_precision(precision: ArrayLike, recall: ArrayLike, mode: str | int =
 
 # ---------------------------------------------------------------------------------------------- matching
 
+def _flags(given: ArrayLike, count: int, what: str) -> NDArray[np.bool_]:
+    flags = np.asarray(given, dtype=bool).reshape(-1)
+    if len(flags) != count:
+        raise ValueError(f"{count} ground-truth boxes but {len(flags)} {what} flags")
+    return flags
+
+
 def match_image(det_boxes: ArrayLike, det_scores: ArrayLike, gt_boxes: ArrayLike, *, iou_threshold: float,
-                box_range: BoxSizeRange | None = None, gt_ignore: ArrayLike | None = None) -> NDArray[np.int8]:
-    """Match one image's detections of one class: ``TRUE_POSITIVE``, ``FALSE_POSITIVE`` or ``IGNORED`` each."""
+                box_range: BoxSizeRange | None = None, gt_ignore: ArrayLike | None = None,
+                gt_difficult: ArrayLike | None = None) -> NDArray[np.int8]:
+    """Match one image's detections of one class: ``TRUE_POSITIVE``, ``FALSE_POSITIVE`` or ``IGNORED`` each.
+
+    ``gt_ignore``: "don't care" flags (greedy rule); ``gt_difficult``: VOC's difficult flags (module docstring)."""
     det = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
     gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
@@ -121,15 +139,17 @@ def match_image(det_boxes: ArrayLike, det_scores: ArrayLike, gt_boxes: ArrayLike
     size = box_range or BoxSizeRange()
     valid = size.contains(gt)
     if gt_ignore is not None:
-        ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
-        if len(ignore) != len(gt):
-            raise ValueError(f"{len(gt)} ground-truth boxes but {len(ignore)} ignore flags")
-        valid &= ~ignore
+        valid &= ~_flags(gt_ignore, len(gt), "ignore")
+    difficult = None if gt_difficult is None else _flags(gt_difficult, len(gt), "difficult")
     status = np.full(len(det), FALSE_POSITIVE, dtype=np.int8)
     if len(det) == 0:
         return status
     iou = iou_matrix(det, gt)
     reaches = iou >= iou_threshold
+    if difficult is not None:
+        _match_difficult(status, scores, iou, reaches, valid, difficult, iou_threshold)
+        status[(status == FALSE_POSITIVE) & ~size.contains(det)] = IGNORED
+        return status
     good = reaches & valid
     hits_ignored = np.any(reaches & ~valid, axis=1)
     # Per detection, the valid boxes it reaches, best IoU first (ties: lower index).
@@ -147,6 +167,31 @@ def match_image(det_boxes: ArrayLike, det_scores: ArrayLike, gt_boxes: ArrayLike
                 status[d] = IGNORED
     status[(status == FALSE_POSITIVE) & ~size.contains(det)] = IGNORED
     return status
+
+
+def _match_difficult(status: NDArray[np.int8], scores: FloatArray, iou: FloatArray, reaches: NDArray[np.bool_],
+                     valid: NDArray[np.bool_], difficult: NDArray[np.bool_], iou_threshold: float) -> None:
+    """VOC's rule in place: each detection against its best box among the ``valid`` ones, difficult included."""
+    hits_ignored = np.any(reaches & ~valid, axis=1)  # don't care / out of range: outside the VOC choice
+    if valid.any():
+        masked = np.where(valid, iou, -np.inf)
+        best: list[int] = np.argmax(masked, axis=1).tolist()  # ties: the lower index
+        best_iou: list[float] = masked.max(axis=1).tolist()
+    else:
+        best, best_iou = [0] * len(status), [-math.inf] * len(status)
+    matched = [False] * iou.shape[1]
+    for d in np.argsort(-scores, kind="stable").tolist():
+        g = best[d]
+        if best_iou[d] >= iou_threshold:
+            if difficult[g]:
+                status[d] = IGNORED
+                continue
+            if not matched[g]:
+                matched[g] = True
+                status[d] = TRUE_POSITIVE
+                continue
+        if hits_ignored[d]:
+            status[d] = IGNORED
 
 
 # --------------------------------------------------------------------------------------------- evaluator
@@ -219,19 +264,23 @@ class DetectionEvaluator:
                    mode=evaluation_config.average_precision_mode)
 
     def add_image(self, det_boxes: ArrayLike, det_scores: ArrayLike, det_classes: ArrayLike, gt_boxes: ArrayLike,
-                  gt_classes: ArrayLike, gt_ignore: ArrayLike | None = None) -> None:
+                  gt_classes: ArrayLike, gt_ignore: ArrayLike | None = None, *,
+                  gt_difficult: ArrayLike | None = None) -> None:
         """One image: detections (``[D, 4]``, ``[D]``, class indices ``[D]``) and ground truth (``[G, 4]``,
-        class indices ``[G]``, optional "don't care" flags ``[G]``)."""
+        class indices ``[G]``, optional "don't care" flags ``[G]``, optional VOC "difficult" flags ``[G]``)."""
         det = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
         det_cls = np.asarray(det_classes).reshape(-1)
         gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
         gt_cls = np.asarray(gt_classes).reshape(-1)
         ignore = np.zeros(len(gt), dtype=bool) if gt_ignore is None else np.asarray(gt_ignore, bool).reshape(-1)
+        difficult = None if gt_difficult is None else np.asarray(gt_difficult, bool).reshape(-1)
         if not len(det) == len(scores) == len(det_cls):
             raise ValueError(f"{len(det)} detection boxes, {len(scores)} scores, {len(det_cls)} classes")
         if not len(gt) == len(gt_cls) == len(ignore):
             raise ValueError(f"{len(gt)} ground-truth boxes, {len(gt_cls)} classes, {len(ignore)} ignore flags")
+        if difficult is not None and len(difficult) != len(gt):
+            raise ValueError(f"{len(gt)} ground-truth boxes, {len(difficult)} difficult flags")
         n = len(self.class_names)
         for what, ids in (("detection", det_cls), ("ground-truth", gt_cls)):
             if len(ids) and (ids.min() < 0 or ids.max() >= n):
@@ -239,11 +288,15 @@ class DetectionEvaluator:
         for c, acc in enumerate(self._classes):
             d, g = det_cls == c, gt_cls == c
             status = match_image(det[d], scores[d], gt[g], iou_threshold=self.iou_thresholds[c],
-                                 box_range=self.box_ranges[c], gt_ignore=ignore[g])
+                                 box_range=self.box_ranges[c], gt_ignore=ignore[g],
+                                 gt_difficult=None if difficult is None else difficult[g])
             counted = status != IGNORED
             acc.scores.append(scores[d][counted])
             acc.true_positive.append(status[counted] == TRUE_POSITIVE)
-            acc.num_ground_truth += int((self.box_ranges[c].contains(gt[g]) & ~ignore[g]).sum())
+            countable = self.box_ranges[c].contains(gt[g]) & ~ignore[g]
+            if difficult is not None:
+                countable &= ~difficult[g]
+            acc.num_ground_truth += int(countable.sum())
 
     def result(self) -> DetectionResult:
         classes: dict[str, ClassResult] = {}

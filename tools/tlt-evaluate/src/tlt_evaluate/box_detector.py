@@ -2,7 +2,8 @@
 
 One path for all of them; the architecture (``libtlt.registry``, task ``box_detector``) supplies what differs:
 its classes and input shape, the evaluated batches (``evaluation_batches``: preprocessed images and ground truth
-in network-input pixels), a data check (``check_evaluation_data``), the decoding of the network outputs into
+in network-input pixels; a truth with ``difficult`` flags has them passed on as the evaluator's ``gt_difficult``,
+VOC's difficult boxes), a data check (``check_evaluation_data``), the decoding of the network outputs into
 boxes (``decode``) and the AP evaluator of its spec (``evaluator``: DetectNet_v2's ``evaluation_config``, ...).
 The model's recorded classes and input shape must agree with the spec's. Results: the table on stdout,
 ``evaluation.json`` and one precision-recall curve per class (``precision_recall_<class>.png``) in the results
@@ -91,8 +92,9 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                 seconds.append((time.perf_counter() - start) / max(len(truths), 1))
                 detections = arch.decode(spec, outputs, [(width, height)] * len(truths), classes)
                 for found, truth in zip(detections, truths, strict=True):
+                    difficult = getattr(truth, "difficult", None)
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,
-                                        truth.class_ids)
+                                        truth.class_ids, **({} if difficult is None else {"gt_difficult": difficult}))
                     coco.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)
                     # A two-stage detector's proposals (from a .tlt) for its RPN recall.
                     proposals = getattr(found, "proposals", None)

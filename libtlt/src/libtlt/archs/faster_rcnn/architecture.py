@@ -4,7 +4,12 @@
 truth inside the graph) is not the model checkpoints save (the inference network, same weights). Evaluation and
 inference decode the inference model's ``proposals`` / ``dense_class_td`` / ``dense_regress_td`` in NumPy
 (``decoding``), or read an exported graph's ``NMS`` / ``NMS_1``; evaluation also reports the RPN recall of the
-proposals (a ``.tlt`` only: an exported graph has no proposals output).
+proposals (a ``.tlt`` only: an exported graph has no proposals output). Matching is PASCAL VOC's with "difficult"
+ground truth (``libtlt.metrics.detection``): with ``evaluation_config.gt_occluded_as_difficult`` (default true, as
+TAO) a box whose KITTI occlusion is > 0 is difficult — a detection whose best match it is counts neither as a true
+nor as a false positive, and it is no miss when unmatched; false counts every box. ``evaluation_frames`` puts the
+flags on each ``Truth`` and the evaluator takes them as ``gt_difficult`` (tlt-evaluate and the validation during
+training alike).
 
 Both spec layouts are read (DETECTORS-TWO-STAGE.md §1 "Spec fields"): TLT 2.0's ``network_config`` with
 ``training_config.reg_config`` / ``lr_scheduler`` and an ``lr`` inside the optimizer, and TAO's ``model_config``
@@ -398,7 +403,8 @@ class FasterRcnnArchitecture:
 
     def evaluator(self, spec: Any, classes: Sequence[str]) -> Any:
         """VOC AP (11-point with ``use_voc07_11point_metric``, else integrated) at ``gt_matching_iou_threshold``
-        (default 0.5), with the RPN recall of the proposals beside it."""
+        (default 0.5), with the RPN recall of the proposals beside it; difficult boxes come with the ground truth
+        (``gt_difficult``, see ``evaluation_batches``)."""
         found = validation.section(spec.message, "evaluation")
         config = found[1] if found is not None else None
         mode = "SAMPLE" if config is not None and config.use_voc07_11point_metric else "INTEGRATE"
@@ -513,8 +519,9 @@ class RpnRecallEvaluator:
         self.seen_proposals = False
 
     def add_image(self, det_boxes: Any, det_scores: Any, det_classes: Any, gt_boxes: Any, gt_classes: Any,
-                  gt_ignore: Any = None) -> None:
-        self.boxes.add_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_ignore)
+                  gt_ignore: Any = None, *, gt_difficult: Any = None) -> None:
+        self.boxes.add_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_ignore,
+                             gt_difficult=gt_difficult)
 
     def add_proposals(self, proposals: np.ndarray, gt_boxes: Any, gt_classes: Any) -> None:
         """One image's proposals ``[P, 4]`` against its ground truth (network-input pixels)."""
@@ -556,7 +563,8 @@ def evaluate_model(arch: FasterRcnnArchitecture, model: Any, spec: Any) -> Any:
         named = dict(zip(OUTPUTS, model.predict_on_batch(images), strict=True))
         for found, truth in zip(arch.decode(spec, named, [(width, height)] * len(truths), classes), truths,
                                 strict=True):
-            evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids)
+            evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids,
+                                gt_difficult=truth.difficult)
             if found.proposals is not None:
                 evaluator.add_proposals(found.proposals, truth.boxes, truth.class_ids)
     return evaluator.result()

@@ -368,16 +368,27 @@ def image_paths(spec: LoadedSpec[Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ evaluation, INT8
 
+def occluded_as_difficult(spec: LoadedSpec[Any]) -> bool:
+    """``evaluation_config.gt_occluded_as_difficult`` (default true, as TAO)."""
+    found = validation.section(spec.message, "evaluation")
+    return bool(found[1].gt_occluded_as_difficult) if found is not None else True
+
+
 def _batches(spec: LoadedSpec[Any], frames: Sequence[Any], batch_size: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
-    from libtlt.data.detection import frames_dataset
+    from libtlt.data.detection import frames_dataset, kept_objects
     from libtlt.layers.ssd_family import Truth
 
     config = input_config(spec)
+    by_occlusion = occluded_as_difficult(spec)
     ds = frames_dataset(frames, _preprocessing(_common(spec), config), None)
     ds = ds.map(lambda image, boxes, ids, index: (config.normalize(image), boxes, ids, index)).batch(batch_size)
     for images, boxes, ids, index in ds.prefetch(2).as_numpy_iterator():
-        truths = [Truth(frames[int(index[b])].frame_id, boxes[b][ids[b] >= 0].astype(np.float64),
-                        ids[b][ids[b] >= 0].astype(np.int64)) for b in range(len(index))]
+        truths = []
+        for b in range(len(index)):
+            frame, kept = frames[int(index[b])], ids[b] >= 0
+            occluded = kept_objects(frame.occlusion, ids[b]) > 0
+            truths.append(Truth(frame.frame_id, boxes[b][kept].astype(np.float64), ids[b][kept].astype(np.int64),
+                                difficult=occluded if by_occlusion else np.zeros(len(occluded), bool)))
         yield images, truths
 
 
@@ -385,8 +396,9 @@ def evaluation_frames(spec: LoadedSpec[Any], *, use_training_set: bool = False,
                       batch_size: int | None = None) -> Iterator[tuple[np.ndarray, list[Any]]]:
     """``(images [B, C, H, W] float32 preprocessed, [Truth per image])`` of the validation frames (with
     ``use_training_set``: the training frames, then the validation ones), without augmentation. ``Truth`` is
-    ``libtlt.layers.ssd_family.Truth``: frame id, boxes ``[G, 4]`` in network-input pixels, foreground class ids.
-    ``batch_size`` defaults to ``evaluation_config.batch_size`` (else 1)."""
+    ``libtlt.layers.ssd_family.Truth``: frame id, boxes ``[G, 4]`` in network-input pixels, foreground class ids,
+    and ``difficult`` flags: KITTI occlusion > 0 with ``evaluation_config.gt_occluded_as_difficult`` (the default),
+    else all false (every box counts). ``batch_size`` defaults to ``evaluation_config.batch_size`` (else 1)."""
     from libtlt.data.detection import split_frames
 
     train, val = split_frames(_common(spec), class_names(spec))

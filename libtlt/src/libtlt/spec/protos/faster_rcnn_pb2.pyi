@@ -364,7 +364,7 @@ class IoUThresholdRange(_message.Message):
     def __init__(self, start: _Optional[float] = ..., step: _Optional[float] = ..., end: _Optional[float] = ...) -> None: ...
 
 class EvaluationConfig(_message.Message):
-    __slots__ = ("model", "labels_dump_dir", "batch_size", "validation_period_during_training", "rpn_pre_nms_top_N", "rpn_nms_max_boxes", "rpn_nms_overlap_threshold", "classifier_nms_max_boxes", "classifier_nms_overlap_threshold", "object_confidence_thres", "use_voc07_11point_metric", "trt_evaluation", "gt_matching_iou_threshold", "gt_matching_iou_threshold_range")
+    __slots__ = ("model", "labels_dump_dir", "batch_size", "validation_period_during_training", "rpn_pre_nms_top_N", "rpn_nms_max_boxes", "rpn_nms_overlap_threshold", "classifier_nms_max_boxes", "classifier_nms_overlap_threshold", "object_confidence_thres", "use_voc07_11point_metric", "trt_evaluation", "gt_matching_iou_threshold", "gt_matching_iou_threshold_range", "gt_occluded_as_difficult")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LABELS_DUMP_DIR_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -379,6 +379,7 @@ class EvaluationConfig(_message.Message):
     TRT_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     GT_MATCHING_IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     GT_MATCHING_IOU_THRESHOLD_RANGE_FIELD_NUMBER: _ClassVar[int]
+    GT_OCCLUDED_AS_DIFFICULT_FIELD_NUMBER: _ClassVar[int]
     model: str
     labels_dump_dir: str
     batch_size: int
@@ -393,4 +394,5 @@ class EvaluationConfig(_message.Message):
     trt_evaluation: TrtInference
     gt_matching_iou_threshold: float
     gt_matching_iou_threshold_range: IoUThresholdRange
-    def __init__(self, model: _Optional[str] = ..., labels_dump_dir: _Optional[str] = ..., batch_size: _Optional[int] = ..., validation_period_during_training: _Optional[int] = ..., rpn_pre_nms_top_N: _Optional[int] = ..., rpn_nms_max_boxes: _Optional[int] = ..., rpn_nms_overlap_threshold: _Optional[float] = ..., classifier_nms_max_boxes: _Optional[int] = ..., classifier_nms_overlap_threshold: _Optional[float] = ..., object_confidence_thres: _Optional[float] = ..., use_voc07_11point_metric: _Optional[bool] = ..., trt_evaluation: _Optional[_Union[TrtInference, _Mapping]] = ..., gt_matching_iou_threshold: _Optional[float] = ..., gt_matching_iou_threshold_range: _Optional[_Union[IoUThresholdRange, _Mapping]] = ...) -> None: ...
+    gt_occluded_as_difficult: bool
+    def __init__(self, model: _Optional[str] = ..., labels_dump_dir: _Optional[str] = ..., batch_size: _Optional[int] = ..., validation_period_during_training: _Optional[int] = ..., rpn_pre_nms_top_N: _Optional[int] = ..., rpn_nms_max_boxes: _Optional[int] = ..., rpn_nms_overlap_threshold: _Optional[float] = ..., classifier_nms_max_boxes: _Optional[int] = ..., classifier_nms_overlap_threshold: _Optional[float] = ..., object_confidence_thres: _Optional[float] = ..., use_voc07_11point_metric: _Optional[bool] = ..., trt_evaluation: _Optional[_Union[TrtInference, _Mapping]] = ..., gt_matching_iou_threshold: _Optional[float] = ..., gt_matching_iou_threshold_range: _Optional[_Union[IoUThresholdRange, _Mapping]] = ..., gt_occluded_as_difficult: _Optional[bool] = ...) -> None: ...
