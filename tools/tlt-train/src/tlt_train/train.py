@@ -173,15 +173,17 @@ def _run(arch: Any, spec: LoadedSpec[Any], plan: TrainPlan, results: Path, *, ke
     with strategy.scope():
         model = state.model if state is not None else _fresh_model(arch, spec, plan, data.classes, key)
         _regularize(model, plan)
-        fit_model, saving_view = _training_view(arch, spec, model, plan)
+        # QAT first: the fake-quantized twin is what a training view (FasterRCNN's ROI sampling) is built around.
+        qat = _quantization_aware(model, plan, state.metadata if state is not None else None)
+        if qat is not None:
+            model = qat.model
+        fit_model, saving_view = _training_view(arch, spec, model)
+        if qat is not None:
+            saving_view = _qat_saving_view(qat, saving_view)
         if state is not None:  # slots in the order the fitted model's variables had when it was saved
             optimizer = state.restore_optimizer(variables=fit_model.trainable_variables)
         else:
             optimizer = _optimizer(plan, data.steps_per_epoch, strategy.num_replicas_in_sync)
-        qat = _quantization_aware(model, plan, state.metadata if state is not None else None)
-        if qat is not None:
-            model = fit_model = qat.model
-            saving_view = qat.saving_view
         # A model with its own compute_loss (a training_view's) has no loss or metrics to compile: Keras would try
         # to pair its outputs with the targets by name.
         loss, metrics = arch.loss(spec), arch.metrics(spec)
@@ -378,18 +380,28 @@ def _is_pruned_tlt(path: str | Path, key: str) -> bool:
     return bool(load_model_file(path, key).metadata.get(PRUNED_KEY))
 
 
-def _training_view(arch: Any, spec: LoadedSpec[Any], model: Any, plan: TrainPlan) -> tuple[Any, Any]:
+def _training_view(arch: Any, spec: LoadedSpec[Any], model: Any) -> tuple[Any, Any]:
     """``(model to fit, checkpoint saving view)``: the architecture's optional ``training_view`` hook for models
     trained through another graph than the one saved (FasterRCNN samples its ROIs against the ground truth inside
     the fitted graph); otherwise the model itself, saved as is."""
     view = getattr(arch, "training_view", None)
     if view is None:
         return model, None
-    if plan.enable_qat:
-        raise UnsupportedError(f"enable_qat: quantization-aware training of {arch.name} is not supported yet; "
-                               "train in float and calibrate at export (tlt-export --data_type int8)")
     fit_model, saving_view = view(spec, model)
     return fit_model, saving_view
+
+
+def _qat_saving_view(qat: Any, arch_view: Any) -> Any:
+    """What a QAT run saves: the float model and the learned ranges (``QatModel.saving_view``), from the fitted
+    model itself or, under a training view, from the view's inference model (the QAT twin)."""
+    if arch_view is None:
+        return qat.saving_view
+
+    def view(trained: Any) -> tuple[Any, dict[str, Any]]:
+        twin, metadata = arch_view(trained)
+        float_model, qat_metadata = qat.saving_view(twin)
+        return float_model, {**metadata, **qat_metadata}
+    return view
 
 
 def _quantization_aware(model: Any, plan: TrainPlan, resumed: dict[str, Any] | None) -> Any:
