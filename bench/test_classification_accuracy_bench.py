@@ -105,7 +105,7 @@ FAMILIES = [
     Family("vgg16", "vgg", 16, "VGG16", "vgg16"),
     Family("mobilenet_v1", "mobilenet_v1", None, "MobileNet", "mobilenet"),
     Family("mobilenet_v2", "mobilenet_v2", None, "MobileNetV2", "mobilenet_v2", all_projections=False, lr=0.01),
-    Family("efficientnet_b0", "efficientnet-b0", None, "EfficientNetB0", "efficientnet"),
+    Family("efficientnet_b0", "efficientnet-b0", None, "EfficientNetB0", "efficientnet", lr=0.01),
     Family("darknet19", "darknet", 19, None),
     Family("googlenet", "googlenet", None, None, lr=0.01),
     Family("squeezenet", "squeezenet", None, None),
