@@ -71,6 +71,16 @@ def test_learns_exports_prunes_and_retrains(tmp_path: Path) -> None:
     run("tlt-export", NAME, "-m", model, "-e", spec, "-o", tmp_path / "model.etlt")
     exported = evaluation(spec, tmp_path / "model.etlt", tmp_path / "ev_etlt")
     assert "rpn_recall" not in exported  # an exported graph has no proposals output
+    # KITTI-occluded ground truth is "difficult" by default (as TAO): counting every box needs the field switched off.
+    every_box = tmp_path / "every_box.txt"
+    every_box.write_text(edit_spec_text(text, {"evaluation_config {": "evaluation_config {\n    gt_occluded_as_difficult: false"},
+                                        "the spec"))
+    counted = evaluation(every_box, tmp_path / "model.etlt", tmp_path / "ev_every_box")
+    occluded = sum(int(line.split()[2]) > 0 for label in (val / "labels").glob("*.txt")
+                   for line in label.read_text().splitlines() if line.strip())
+    ground_truth = {name: sum(r["num_ground_truth"] for r in report["classes"].values())
+                    for name, report in (("default", exported), ("every_box", counted))}
+    assert occluded > 0 and 0 < ground_truth["every_box"] - ground_truth["default"] <= occluded, (ground_truth, occluded)
 
     run("tlt-prune", "-m", model, "-o", tmp_path / "pruned.tlt", "-pth", "0.3")
     retrain = tmp_path / "retrain.txt"
