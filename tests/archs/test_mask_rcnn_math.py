@@ -100,6 +100,44 @@ def test_multilevel_roi_align_matches_the_reference_on_every_level() -> None:
             np.testing.assert_allclose(out[i, r], expected, atol=1e-5)
 
 
+def _onnx_roi_align(feature_nchw: np.ndarray, boxes_yxyx: np.ndarray, batch: np.ndarray, scale: float,
+                    size: int) -> np.ndarray:
+    """onnxruntime's RoiAlign (avg, sampling_ratio 2, ``output_half_pixel`` = the legacy aligned=False mode)."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("RoiAlign", ["x", "rois", "index"], ["y"], mode="avg", output_height=size,
+                            output_width=size, sampling_ratio=2, spatial_scale=scale,
+                            coordinate_transformation_mode="output_half_pixel")
+    graph = helper.make_graph([node], "roi_align", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, list(feature_nchw.shape)),
+        helper.make_tensor_value_info("rois", TensorProto.FLOAT, [None, 4]),
+        helper.make_tensor_value_info("index", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)], ir_version=8)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rois = boxes_yxyx[:, [1, 0, 3, 2]].astype(np.float32)  # RoiAlign takes (x1, y1, x2, y2)
+    return session.run(None, {"x": feature_nchw, "rois": rois, "index": batch.astype(np.int64)})[0]
+
+
+def test_multilevel_roi_align_equals_onnx_roi_align_per_level() -> None:
+    # An independent implementation (the op the export will use) as the oracle; boxes of at least one feature
+    # pixel, where onnxruntime's minimum-size rule does not apply.
+    rng = np.random.default_rng(5)
+    features = {level: rng.normal(size=(2, 512 >> level, 512 >> level, 3)).astype(np.float32)
+                for level in range(2, 7)}
+    boxes = np.array([[[4, 4, 30, 40], [0, 0, 500, 512], [10, 20, 130, 140]],
+                      [[10, 20, 18, 30], [100, 300, 400, 500], [200, 100, 450, 300]]], np.float32)
+    out = roi_align.multilevel_roi_align({k: tf.constant(v) for k, v in features.items()}, boxes, 7).numpy()
+    levels = roi_align.assign_levels(boxes, 2, 6)
+    assert len(set(levels.ravel().tolist())) >= 4
+    for level in set(levels.ravel().tolist()):
+        image, row = np.nonzero(levels == level)
+        expected = _onnx_roi_align(features[level].transpose(0, 3, 1, 2).copy(), boxes[image, row], image,
+                                   2.0 ** -level, 7)
+        np.testing.assert_allclose(out[image, row], expected.transpose(0, 2, 3, 1), atol=1e-5)
+
+
 def test_roi_align_passes_gradients_to_features_not_boxes() -> None:
     feature = tf.Variable(np.ones((1, 8, 8, 2), np.float32))
     boxes = tf.Variable([[[0.0, 0.0, 16.0, 16.0]]])
@@ -138,6 +176,24 @@ def test_rpn_targets_force_the_best_anchor_of_a_gt_below_the_threshold() -> None
     assert len(positives) == 1 and iou[positives[0]] == pytest.approx(iou.max(), abs=1e-6)  # one, among the ties
     decoded = box_ops.decode_deltas(deltas.numpy()[positives], ANCHORS[positives], log_scale_clip=math.inf)
     np.testing.assert_allclose(decoded, gt, atol=1e-4)
+
+
+def test_rpn_forced_anchor_goes_to_the_first_gt_forcing_it() -> None:
+    # ArgMaxMatcher(force_match_for_each_row): GT 0 (shifted) and GT 1 (exact) both have anchor X as their best;
+    # by IoU X belongs to GT 1 (1.0 > 0.79), but the forcing of the first GT wins.
+    x = 5 * 16 * 3 + 6 * 3
+    exact = ANCHORS[x]
+    shifted = exact + np.array([0.0, 2.0, 0.0, 2.0], np.float32)
+    gt = np.stack([shifted, exact])
+    iou = box_ops.iou_matrix(gt, ANCHORS)
+    assert np.argmax(iou[0]) == x == np.argmax(iou[1]) and iou[0, x] >= 0.7
+    keys = np.random.default_rng(0).random(len(ANCHORS))
+    labels, deltas = rpn_targets.rpn_targets_tf(ANCHORS, gt, [1, 2], TARGETS, keys=keys)
+    assert labels.numpy()[x] == 1
+    np.testing.assert_allclose(deltas.numpy()[x], box_ops.encode_deltas(shifted[None], exact[None])[0], atol=1e-6)
+    ref_labels, ref_deltas = rpn_targets.rpn_targets_reference(ANCHORS, gt, [1, 2], TARGETS, keys)
+    np.testing.assert_array_equal(labels.numpy(), ref_labels)
+    np.testing.assert_allclose(deltas.numpy(), ref_deltas, atol=1e-5)
 
 
 def test_rpn_targets_tf_equals_numpy_and_ignores_padding_rows() -> None:
@@ -265,11 +321,17 @@ def test_rpn_losses_match_their_formulas() -> None:
     expected = sum(bce(z, y) for z, y in zip(logits.ravel(), labels.ravel(), strict=True) if y >= 0) / (2 * 256)
     assert float(losses.rpn_score_loss(labels, logits, 256)) == pytest.approx(expected, rel=1e-5)
     target = np.zeros((2, 4, 4), np.float32)
-    pred = np.zeros((2, 4, 4), np.float32)
-    pred[0, 0] = [0.1, 1.0, 0, 0]
+    target[0, 0] = [0.5, 0.5, 0.0, 0.2]  # positive, level A (anchors 0-1): its 0.0 coordinate is not weighted
+    target[1, 2] = [1.0, -1.0, 2.0, 3.0]  # positive, level B (anchors 2-3)
+    pred = target.copy()
+    pred[0, 0] += [0.1, 1.0, 7.0, 0.0]
     pred[0, 1] = [9.0, 9, 9, 9]  # a negative anchor: no box loss
-    expected_box = (0.005 + (1 - 1 / 18) / 9) / 8  # two positives → 8 weights
-    assert float(losses.rpn_box_loss(labels, target, pred)) == pytest.approx(expected_box, rel=1e-5)
+    pred[1, 2] += [0.1, 0.0, 0.0, 0.0]
+    level_a = (0.005 + (1 - 1 / 18) / 9 + 0.0) / 3  # three non-zero target weights
+    level_b = 0.005 / 4
+    assert float(losses.rpn_box_loss(labels, target, pred, [2, 2])) == pytest.approx(level_a + level_b, rel=1e-5)
+    with pytest.raises(ValueError, match="add up"):
+        losses.rpn_box_loss(labels, target, pred, [2, 3])
 
 
 def test_box_head_losses_use_the_true_class_slot_and_weights() -> None:

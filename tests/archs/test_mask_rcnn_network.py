@@ -185,3 +185,21 @@ def test_inference_gives_detection_rows_and_pasteable_masks(trained: dict[str, A
     assert np.all((probs >= 0) & (probs <= 1))
     masks = paste_masks(detections[0], probs[0], (SIZE, SIZE))
     assert masks.shape == (10, SIZE, SIZE) and not masks[~valid[0]].any()
+
+
+def test_training_graph_traces_with_unknown_batch_and_instance_counts() -> None:
+    # A tf.data pipeline feeds batches of unknown size and padded GT of unknown length.
+    network = net.build_network(tiny_config())
+    config = TrainingConfig(rpn=RpnTargetConfig(batch_size_per_im=32), proposals=ProposalConfig(50, 20),
+                            boxes=BoxTargetConfig(batch_size_per_im=8))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3, SIZE, SIZE]), tf.TensorSpec([None, None, 4]),
+                                  tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None, 28, 28])])
+    def losses(images: Any, boxes: Any, classes: Any, crops: Any) -> dict[str, tf.Tensor]:
+        return training_losses(network, images, boxes, classes, crops, config)
+
+    boxes = np.array([[[10, 10, 40, 30], [0, 0, 0, 0]]], np.float32)
+    terms = losses(np.zeros((1, 3, SIZE, SIZE), np.float32), boxes, np.array([[1, -1]], np.int32),
+                   np.ones((1, 2, 28, 28), np.float32))
+    assert all(math.isfinite(float(v)) for v in terms.values())
+    assert float(terms["fast_rcnn_class_loss"]) == pytest.approx(math.log(4), rel=1e-2)  # untrained: uniform

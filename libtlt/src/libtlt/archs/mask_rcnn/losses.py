@@ -3,8 +3,9 @@
 
 * RPN score: sigmoid cross-entropy of the ``rpn-class`` logits on sampled anchors (label 0 or 1; −1 ignored),
   summed and divided by N·``rpn_batch_size_per_im`` (a fixed normaliser).
-* RPN box: Huber with δ = 1/9 on the positive anchors' four deltas, summed and divided by the number of non-zero
-  weights (4 per positive anchor; at least 1).
+* RPN box: Huber with δ = 1/9 per FPN level, as the reference: the weights are the non-zero target coordinates
+  (targets are zero off the positive anchors; a positive's coordinate whose target is exactly 0 is left out too),
+  each level's sum is divided by its number of non-zero weights (at least 1), and the levels' terms are added.
 * Box-head class: softmax cross-entropy of ``class-predict`` logits over the sampled ROIs (weight 0 for empty
   slots), divided by the number of sampled ROIs.
 * Box-head box: Huber with δ = 1 on the true class's four ``box-predict`` outputs of foreground ROIs, divided by
@@ -19,7 +20,7 @@ the score and class terms have weight 1 as in TAO. Huber(d, δ) = ½d² for |d| 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,13 +73,22 @@ def rpn_score_loss(labels: Any, logits: Any, batch_size_per_im: int) -> tf.Tenso
     return total / tf.cast(tf.shape(lab)[0] * batch_size_per_im, tf.float32)
 
 
-def rpn_box_loss(labels: Any, target_deltas: Any, deltas: Any) -> tf.Tensor:
-    """Huber(δ 1/9) of ``deltas`` ``[N, K, 4]`` against ``target_deltas`` on positive anchors → scalar."""
+def rpn_box_loss(labels: Any, target_deltas: Any, deltas: Any, level_sizes: Sequence[int]) -> tf.Tensor:
+    """Huber(δ 1/9) of ``deltas`` ``[N, K, 4]`` against ``target_deltas`` on positive anchors → scalar, the levels
+    being consecutive runs of ``level_sizes`` anchors along K (module docstring)."""
     import tensorflow as tf
 
     positive = tf.cast(tf.equal(tf.cast(labels, tf.int32), 1), tf.float32)[..., None]
-    loss = huber_tf(tf.cast(deltas, tf.float32) - tf.cast(target_deltas, tf.float32), RPN_HUBER_DELTA) * positive
-    return tf.reduce_sum(loss) / tf.maximum(4.0 * tf.reduce_sum(positive), 1.0)
+    target = tf.cast(target_deltas, tf.float32)
+    weight = positive * tf.cast(tf.not_equal(target, 0.0), tf.float32)
+    loss = huber_tf(tf.cast(deltas, tf.float32) - target, RPN_HUBER_DELTA) * weight
+    if loss.shape[1] is not None and sum(level_sizes) != loss.shape[1]:
+        raise ValueError(f"level sizes {list(level_sizes)} do not add up to the {loss.shape[1]} anchors")
+    total = tf.constant(0.0)
+    for level_loss, level_weight in zip(tf.split(loss, list(level_sizes), axis=1),
+                                        tf.split(weight, list(level_sizes), axis=1), strict=True):
+        total += tf.reduce_sum(level_loss) / tf.maximum(tf.reduce_sum(level_weight), 1.0)
+    return total
 
 
 def box_class_loss(classes: Any, logits: Any, weights: Any) -> tf.Tensor:

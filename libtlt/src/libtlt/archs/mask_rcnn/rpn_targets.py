@@ -6,13 +6,15 @@ Per image, on the anchors of every level concatenated in level order (:func:`anc
 1. IoU (continuous boxes, no +1) of every real GT (class ≥ 1; padding rows have class −1) with every anchor; all
    anchors take part, inside the image or not (the TF reference labels all anchors).
 2. Positive: best IoU ≥ ``positive_overlap`` (0.7), target its best GT (lower index on ties); negative: best IoU
-   < ``negative_overlap`` (0.3, strict as the reference's ``negatives_lower_than_unmatched``); the rest neutral.
-   Each GT whose best IoU is > 0 but below ``positive_overlap`` forces its best anchor positive
-   (:func:`libtlt.layers.boxes.match_rpn_tf`, shared with FasterRCNN: one anchor per GT, the first on ties; the
-   reference's ArgMaxMatcher also forces one argmax anchor per GT, not every tie).
-3. Balanced sampler: at most ⌊batch·fg_fraction⌋ positives and negatives up to ``batch_size_per_im`` (256),
+   < ``negative_overlap`` (0.3, strict as the reference's ``negatives_lower_than_unmatched``); the rest neutral
+   (:func:`libtlt.layers.boxes.match_rpn_tf` without its forcing).
+3. Forced matches as the reference's ArgMaxMatcher with ``force_match_for_each_row``: every real GT forces its
+   best anchor (one anchor, the first on ties; not every tie) positive with itself as the target, whatever that
+   IoU; when several GTs force the same anchor the **first** GT wins. (FasterRCNN's forcing differs: only GTs
+   below the threshold, last GT wins; hence MaskRCNN's own step here.)
+4. Balanced sampler: at most ⌊batch·fg_fraction⌋ positives and negatives up to ``batch_size_per_im`` (256),
    random subsets from a stateless seed; the others become neutral.
-4. Deltas (ty, tx, th, tw) of the matched GT against each sampled positive anchor, weights (1, 1, 1, 1):
+5. Deltas (ty, tx, th, tw) of the matched GT against each sampled positive anchor, weights (1, 1, 1, 1):
    the FasterRCNN coder on (y1, x1, y2, x2) boxes, zero elsewhere.
 
 Labels: 1 positive, 0 negative, −1 ignored (int32).
@@ -43,13 +45,17 @@ class RpnTargetConfig:
 
 def rpn_targets_reference(anchors: np.ndarray, gt_boxes: np.ndarray, gt_classes: np.ndarray,
                           config: RpnTargetConfig, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy steps 1–4 of one image with the sampler's uniform ``keys`` ``[K]`` given: ``(labels, deltas)``."""
+    """NumPy steps 1–5 of one image with the sampler's uniform ``keys`` ``[K]`` given: ``(labels, deltas)``."""
     a = np.asarray(anchors, dtype=np.float64).reshape(-1, 4)
     g = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     real = np.asarray(gt_classes).reshape(-1) > 0
     iou = np.where(real[:, None], box_ops.iou_matrix(g, a), 0.0)
     matched, labels = box_ops.match_rpn(iou, positive_threshold=config.positive_overlap,
-                                        negative_threshold=config.negative_overlap, negative_inclusive=False)
+                                        negative_threshold=config.negative_overlap, force_best=False,
+                                        negative_inclusive=False)
+    for gt in np.nonzero(real)[0][::-1]:  # reversed, so the first GT forcing an anchor wins
+        best = int(np.argmax(iou[gt]))
+        matched[best], labels[best] = gt, box_ops.POSITIVE
     labels = box_ops.sample_balanced(labels, config.batch_size_per_im, config.fg_fraction, keys=keys)
     deltas = np.zeros((len(a), 4))
     positive = labels == box_ops.POSITIVE
@@ -60,7 +66,7 @@ def rpn_targets_reference(anchors: np.ndarray, gt_boxes: np.ndarray, gt_classes:
 
 def rpn_targets_tf(anchors: np.ndarray, gt_boxes: Any, gt_classes: Any, config: RpnTargetConfig, *,
                    seed: Any = (0, 0), keys: Any | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """Steps 1–4 of one image: ``labels`` ``[K]`` int32 and ``deltas`` ``[K, 4]`` float32.
+    """Steps 1–5 of one image: ``labels`` ``[K]`` int32 and ``deltas`` ``[K, 4]`` float32.
 
     ``gt_boxes`` ``[G, 4]`` (y1, x1, y2, x2) input pixels, ``gt_classes`` ``[G]`` (−1 = padding); ``seed`` a
     stateless seed pair; ``keys`` replaces the sampler's random keys (tests).
@@ -72,7 +78,16 @@ def rpn_targets_tf(anchors: np.ndarray, gt_boxes: Any, gt_classes: Any, config: 
     real = tf.reshape(gt_classes, [-1]) > 0
     iou = tf.where(real[:, None], box_ops.iou_matrix_tf(g, a), 0.0)
     matched, labels = box_ops.match_rpn_tf(iou, positive_threshold=config.positive_overlap,
-                                           negative_threshold=config.negative_overlap, negative_inclusive=False)
+                                           negative_threshold=config.negative_overlap, force_best=False,
+                                           negative_inclusive=False)
+    k, gts = tf.shape(a)[0], tf.shape(g)[0]
+    best = tf.reduce_max(iou, axis=1, keepdims=True)
+    first = tf.reduce_min(tf.where(tf.equal(iou, best), tf.range(k)[None, :], k), axis=1)  # [G]
+    # Per anchor the lowest GT index forcing it; anchors nobody forces get the int32 maximum.
+    forcing = tf.math.unsorted_segment_min(tf.range(gts), tf.where(real, first, k), k + 1)[:k]
+    forced = forcing < gts
+    matched = tf.where(forced, forcing, matched)
+    labels = tf.where(forced, box_ops.POSITIVE, labels)
     labels = box_ops.sample_balanced_tf(labels, config.batch_size_per_im, config.fg_fraction, seed=seed, keys=keys)
     positive = tf.equal(labels, box_ops.POSITIVE)
     target = tf.gather(tf.concat([g, [[0.0, 0.0, 1.0, 1.0]]], axis=0),

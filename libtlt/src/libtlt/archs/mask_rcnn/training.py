@@ -89,7 +89,8 @@ def training_losses(network: MaskRcnnNetwork, images: Any, gt_boxes: Any, gt_cla
     all_scores = tf.concat([scores[level] for level in levels], axis=1)
     all_deltas = tf.concat([deltas[level] for level in levels], axis=1)
     terms = {"rpn_score_loss": loss_ops.rpn_score_loss(labels, all_scores, config.rpn.batch_size_per_im),
-             "rpn_box_loss": loss_ops.rpn_box_loss(labels, target_deltas, all_deltas)}
+             "rpn_box_loss": loss_ops.rpn_box_loss(labels, target_deltas, all_deltas,
+                                                   [len(anchors[level]) for level in levels])}
 
     rois, counts = multilevel_proposals(scores, deltas, anchors, net.image_hw, config.proposals)
     sampled = box_targets(rois, counts, gt_boxes, gt_classes, config.boxes, seed_pair + tf.constant([0, 1]))
