@@ -159,14 +159,13 @@ def test_network_feature_map_size_is_the_one_the_targets_use() -> None:
         assert config.feature_hw == FasterRcnnNetworkConfig("resnet18", (3, height, width), 2).feature_hw
 
 
-def test_dynamic_input_size_is_refused_at_its_field() -> None:
-    text = spec_text(**{f"size_height_width {{ height: {HEIGHT} width: {WIDTH} }}": "size_min { min: 300 }",
+def test_dynamic_input_size_reads_size_min() -> None:
+    text = spec_text(**{f"size_height_width {{ height: {HEIGHT} width: {WIDTH} }}": "size_min { min: 200 }",
                         "batch_size_per_gpu: 2": "batch_size_per_gpu: 1"})
-    spec = load(text)
-    with pytest.raises(SpecError, match="not supported yet") as err:
-        D.input_config(spec)
-    assert err.value.field == "model_config.input_image_config.size_min"
-    assert err.value.location is not None and err.value.location.startswith("frcnn.txt:")
+    config = D.input_config(load(text))
+    assert config.shape == (3, -1, -1) and config.min_side == 200 and config.dynamic
+    assert config.resized_size(WIDTH, HEIGHT) == (320, 200)  # 256·1.25
+    assert D.input_config(load(spec_text())).resized_size(100, 50) == (WIDTH, HEIGHT)  # a fixed size stays
 
 
 def test_normalize_subtracts_means_in_channel_order_and_divides_by_the_scaling_factor() -> None:

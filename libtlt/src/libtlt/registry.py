@@ -19,7 +19,7 @@ ever see ``detectnet_v2``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -176,6 +176,10 @@ class InferenceSetup:
     ``annotate`` / ``write_labels`` say which outputs are wanted (``settings_field`` names the spec section that
     says so, for the warning when neither is) and ``linewidth`` how wide boxes are drawn; ``images_dir``,
     ``annotated_dir`` and ``labels_dir`` are what the spec names, if it does.
+
+    ``input_size``, where set, says the network takes images of any size (``input_shape`` is then ``(C, -1, -1)``):
+    it maps an image's ``(width, height)`` to the network input's, each image runs in a batch of its own, and
+    ``decode`` gets that size as a third argument, ``decode(outputs, 1, (width, height))``.
     """
 
     predictor: Any
@@ -196,6 +200,7 @@ class InferenceSetup:
     images_dir: str | None = None
     annotated_dir: str | None = None
     labels_dir: str | None = None
+    input_size: Callable[[int, int], tuple[int, int]] | None = None
 
 
 @runtime_checkable

@@ -111,6 +111,24 @@ class Preprocessing:
     auto_resize: bool = False
     min_bbox_width: float = 0.0
     min_bbox_height: float = 0.0
+    #: > 0: no fixed canvas; each (cropped) image is resized keeping its aspect ratio so that its shorter side is
+    #: ``min_side`` (FasterRCNN's ``size_min``), and the output size is the image's own. Replaces the scale and
+    #: auto-resize settings.
+    min_side: int = 0
+
+    def canvas(self, height: Any, width: Any) -> tuple[Any, Any]:
+        """The output ``(height, width)`` of an image of ``height`` × ``width`` (after the crop): the fixed canvas,
+        or with ``min_side`` the image's own resized size (tensors; the same rounding as
+        ``faster_rcnn.data.resized_to_min_side``)."""
+        if self.min_side <= 0:
+            return self.output_height, self.output_width
+        import tensorflow as tf
+
+        h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+        scale = self.min_side / tf.minimum(h, w)
+        out_h = tf.where(h <= w, tf.constant(self.min_side, tf.float64), tf.round(h * scale))
+        out_w = tf.where(w <= h, tf.constant(self.min_side, tf.float64), tf.round(w * scale))
+        return tf.cast(tf.maximum(out_h, 1.0), tf.int32), tf.cast(tf.maximum(out_w, 1.0), tf.int32)
 
 
 @dataclass(frozen=True)
@@ -298,7 +316,10 @@ def _affine(pre: Preprocessing, aug: Augmentation | None, height: Any, width: An
 
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
-    if pre.auto_resize:
+    if pre.min_side > 0:
+        out_h, out_w = pre.canvas(height, width)
+        sx, sy = tf.cast(out_w, tf.float32) / w, tf.cast(out_h, tf.float32) / h
+    elif pre.auto_resize:
         sx, sy = pre.output_width / w, pre.output_height / h
     else:
         sx, sy = tf.constant(pre.scale_x, tf.float32), tf.constant(pre.scale_y, tf.float32)
@@ -412,7 +433,7 @@ def _color(image: Any, aug: Augmentation, draws: _Draws) -> Any:
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def _warp(image: Any, matrix: Any, out_h: int, out_w: int) -> Any:
+def _warp(image: Any, matrix: Any, out_h: Any, out_w: Any) -> Any:
     """Render ``image`` (HWC) on the output canvas through ``matrix`` (bilinear, zeros outside)."""
     import tensorflow as tf
 
@@ -422,7 +443,7 @@ def _warp(image: Any, matrix: Any, out_h: int, out_w: int) -> Any:
     shift = tf.linalg.matvec(lin, tf.constant([0.5, 0.5])) + inv[:2, 2] - 0.5
     transform = tf.stack([lin[0, 0], lin[0, 1], shift[0], lin[1, 0], lin[1, 1], shift[1], 0.0, 0.0])
     warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform[None], output_shape=tf.constant([out_h, out_w], tf.int32),
+        images=image[None], transforms=transform[None], output_shape=tf.cast(tf.stack([out_h, out_w]), tf.int32),
         fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
     return warped[0]
 
@@ -461,7 +482,9 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
     matrix, keep = _affine(pre, aug, shape[0], shape[1], draws, boxes, ssd_draws)
     if aug is not None and draws is not None and pre.channels == 3:
         image = _color(image, aug, draws)
-    identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0
+    identity = aug is None and not pre.auto_resize and pre.scale_x == 1.0 and pre.scale_y == 1.0 \
+        and pre.min_side <= 0
+    out_h, out_w = pre.canvas(shape[0], shape[1])
     if identity:  # exact pixels: pad or clip at the right and bottom
         image = image[:pre.output_height, :pre.output_width]
         pad_h = pre.output_height - tf.shape(image)[0]
@@ -469,9 +492,9 @@ def load_example(path: Any, boxes: Any, classes: Any, pre: Preprocessing, aug: A
         image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])
         image = tf.ensure_shape(image, [pre.output_height, pre.output_width, pre.channels])
     else:
-        image = _warp(image, matrix, pre.output_height, pre.output_width)
+        image = _warp(image, matrix, out_h, out_w)
         boxes = _transform_boxes(boxes, matrix)
-    limit = tf.constant([pre.output_width, pre.output_height, pre.output_width, pre.output_height], tf.float32)
+    limit = tf.cast(tf.stack([out_w, out_h, out_w, out_h]), tf.float32)
     boxes = tf.clip_by_value(boxes, 0.0, limit)
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     valid = (classes >= 0) & (width > 0) & (height > 0)

@@ -90,7 +90,10 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
                 start = time.perf_counter()
                 outputs = predictor(np.asarray(images))
                 seconds.append((time.perf_counter() - start) / max(len(truths), 1))
-                detections = arch.decode(spec, outputs, [(width, height)] * len(truths), classes)
+                # A network of any input size (height, width −1) runs each batch at the images' own size (NCHW).
+                size = (width, height) if height > 0 and width > 0 else (int(np.shape(images)[3]),
+                                                                         int(np.shape(images)[2]))
+                detections = arch.decode(spec, outputs, [size] * len(truths), classes)
                 for found, truth in zip(detections, truths, strict=True):
                     difficult = getattr(truth, "difficult", None)
                     evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes,

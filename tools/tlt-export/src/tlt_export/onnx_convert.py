@@ -57,6 +57,9 @@ def input_chw(model: Any) -> tuple[int, int, int]:
     if len(inputs) != 1:
         raise ModelFileError(f"tlt-export handles models with one input; this one has {len(inputs)}")
     shape = tuple(inputs[0].shape)
+    if len(shape) == 4 and isinstance(shape[1], int) and shape[2] is None and shape[3] is None:
+        raise ModelFileError(f"the model takes images of any size (input shape {list(shape)}), so it cannot be "
+                             "exported: engines need one fixed input size; retrain with a fixed one to deploy it")
     if len(shape) != 4 or any(not isinstance(d, int) or d < 1 for d in shape[1:]):
         raise ModelFileError(f"the model's input has shape {list(shape)}; tlt-export needs [N, C, H, W] with "
                              "fixed C, H and W")

@@ -224,19 +224,23 @@ def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: s
     if not setup.annotate and not setup.write_labels:
         logger.warning("%s asks for neither annotated images nor labels: nothing will be written",
                        setup.settings_field or "the spec")
-    logger.info("Running %s on %d image(s) at %dx%d", setup.model_path, len(images), width, height)
+    any_size = setup.input_size  # a network of any input size: each image at its own size, one per batch
+    logger.info("Running %s on %d image(s) at %s", setup.model_path, len(images),
+                "each image's own size" if any_size else f"{width}x{height}")
 
     results: list[ImageResult] = []
     with progress(total=len(images), unit="img", desc="Inference", leave=False) as bar:
-        for paths in _batches(images, setup.batch_size):
+        for paths in _batches(images, 1 if any_size else setup.batch_size):
             originals = [load_image(p, channels) for p in paths]
-            batch = np.stack([setup.preprocess(resize(a, width, height)) for a in originals])
+            net_size = any_size(originals[0].shape[1], originals[0].shape[0]) if any_size else (width, height)
+            batch = np.stack([setup.preprocess(resize(a, *net_size)) for a in originals])
             outputs = setup.predictor(batch)
-            for path, original, detections in zip(paths, originals, setup.decode(outputs, len(paths)), strict=True):
+            found = setup.decode(outputs, len(paths), net_size) if any_size else setup.decode(outputs, len(paths))
+            for path, original, detections in zip(paths, originals, found, strict=True):
                 size = (original.shape[1], original.shape[0])
                 masks = getattr(detections, "masks", None)
                 result = ImageResult(path, size[0], size[1],
-                                     map_boxes_back(detections.boxes, from_size=(width, height), to_size=size),
+                                     map_boxes_back(detections.boxes, from_size=net_size, to_size=size),
                                      detections.confidences, detections.class_ids,
                                      None if masks is None else map_masks_back(masks, size))
                 if setup.write_labels:

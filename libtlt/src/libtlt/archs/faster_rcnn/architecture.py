@@ -232,6 +232,7 @@ class FasterRcnnArchitecture:
         from libtlt.archs.faster_rcnn.export import to_onnx
         from libtlt.runtime.onnx_two_stage import DetectionConfig
 
+        _not_exportable_if_dynamic(spec)
         classes = [str(c) for c in self.class_names(spec)]
         fg = int(keras_model.get_layer("dense_class_td").output.shape[-1]) - 1
         settings = self.detection_settings(spec, "inference")
@@ -375,15 +376,22 @@ class FasterRcnnArchitecture:
 
     def decode(self, spec: Any, outputs: Mapping[str, np.ndarray], image_sizes: Sequence[tuple[int, int]],
                classes: Sequence[str]) -> list[Detections]:
-        """Detections above ``evaluation_config.object_confidence_thres`` (boxes in network-input pixels)."""
-        return self._decode_outputs(spec, outputs, self.detection_settings(spec))
+        """Detections above ``evaluation_config.object_confidence_thres`` (boxes in network-input pixels).
+        ``image_sizes`` are the network inputs' ``(width, height)``: one size per batch (with ``size_min`` the batch
+        is one image of its own size)."""
+        return self._decode_outputs(spec, outputs, self.detection_settings(spec),
+                                    input_size=image_sizes[0] if image_sizes else None)
 
     def _decode_outputs(self, spec: Any, outputs: Mapping[str, np.ndarray], settings: DetectionSettings,
-                        threshold: float = -math.inf) -> list[Detections]:
+                        threshold: float = -math.inf, input_size: tuple[int, int] | None = None) -> list[Detections]:
         from libtlt.archs.faster_rcnn.decoding import decode_detections
         from libtlt.layers.anchor_detection import from_nms
 
         _, height, width = self.input_shape(spec)
+        if input_size is not None:
+            width, height = int(input_size[0]), int(input_size[1])
+        elif height <= 0 or width <= 0:
+            raise ValueError("decoding a model of a dynamic input size (size_min) needs the input's size")
         if DEPLOYED_OUTPUTS[0] in outputs and DEPLOYED_OUTPUTS[1] in outputs:
             found = from_nms(outputs[DEPLOYED_OUTPUTS[0]], outputs[DEPLOYED_OUTPUTS[1]], width, height, threshold,
                              first=0)
@@ -445,12 +453,13 @@ class FasterRcnnArchitecture:
         input_settings = frcnn_data.input_config(spec)
         limit = float(threshold)
 
-        def decode(outputs: Any, count: int) -> list[Detections]:
-            return self._decode_outputs(spec, outputs, settings, limit)[:count]
+        def decode(outputs: Any, count: int, input_size: tuple[int, int] | None = None) -> list[Detections]:
+            return self._decode_outputs(spec, outputs, settings, limit, input_size)[:count]
 
         batch = int(config.batch_size) if config is not None and config.batch_size else 1
         return InferenceSetup(predictor=predictor, model_path=str(model), classes=classes,
                               input_shape=input_settings.shape, batch_size=batch,
+                              input_size=input_settings.resized_size if input_settings.dynamic else None,
                               preprocess=input_settings.preprocess, decode=decode, label_names=classes,
                               colors=[COLORS[i % len(COLORS)] for i in range(len(classes))],
                               settings_field=found[0] if found else "inference_config",
@@ -478,6 +487,16 @@ class FasterRcnnArchitecture:
 
     def demo_inference_args(self, spec: str | Path, model: str | Path, images: str | Path) -> list[str]:
         return ["-e", str(spec), "-m", str(model), "-i", str(images)]
+
+
+def _not_exportable_if_dynamic(spec: Any) -> None:
+    """A ``size_min`` model takes images of any size; TensorRT engines (and our plugin-free graph, whose anchors
+    and RoiAlign scales are constants) need one fixed size, so such a model is not exportable (as in TAO)."""
+    if frcnn_data.input_config(spec).dynamic:
+        model_path, _ = _section(spec, "model")
+        raise spec.error(f"{model_path}.input_image_config.size_min",
+                         "a model with a dynamic input size (size_min) cannot be exported; train with "
+                         "size_height_width { height, width } to deploy it")
 
 
 def _spec_model(spec: Any, kind: str, trt_field: str) -> str | None:
@@ -558,11 +577,10 @@ def evaluate_model(arch: FasterRcnnArchitecture, model: Any, spec: Any) -> Any:
     """The evaluation result of a Keras inference ``model`` on the spec's validation frames (mAP, RPN recall)."""
     classes = arch.class_names(spec)
     evaluator = arch.evaluator(spec, classes)
-    _, height, width = arch.input_shape(spec)
     for images, truths in arch.evaluation_batches(spec):
         named = dict(zip(OUTPUTS, model.predict_on_batch(images), strict=True))
-        for found, truth in zip(arch.decode(spec, named, [(width, height)] * len(truths), classes), truths,
-                                strict=True):
+        size = (int(images.shape[3]), int(images.shape[2]))  # NCHW: the batch's own size (size_min: per image)
+        for found, truth in zip(arch.decode(spec, named, [size] * len(truths), classes), truths, strict=True):
             evaluator.add_image(found.boxes, found.confidences, found.class_ids, truth.boxes, truth.class_ids,
                                 gt_difficult=truth.difficult)
             if found.proposals is not None:

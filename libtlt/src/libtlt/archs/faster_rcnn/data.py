@@ -9,8 +9,11 @@ locations point at the section the user actually wrote.
 * **Classes** (:func:`class_names`): ``sorted(set(target_class_mapping values))`` — the foreground classes, ids
   0..C−1 in that order. **Background is the last id (C) and is not in the list** (unlike SSD); labels.txt
   (:func:`labels_txt`) lists the foreground names, then ``background``.
-* **Input** (:func:`input_config`): ``model_config.input_image_config``. Only the static ``size_height_width`` is
-  supported; ``size_min`` (dynamic shape) is rejected with a ``SpecError`` at that field.
+* **Input** (:func:`input_config`): ``model_config.input_image_config``: the static ``size_height_width``, or
+  ``size_min`` (a dynamic shape, as TAO's): every image is resized keeping its aspect ratio so that its shorter side
+  is ``min`` (the longer one rounded to the nearest pixel), the network takes any size (input shape
+  ``(C, -1, -1)``), training runs one image per batch and the anchors and RPN targets follow each image's size. Such
+  a model cannot be exported (tlt-export says so), as in TAO.
 * **Preprocessing** (:meth:`InputConfig.normalize`): NCHW float32, channels in ``image_channel_order``
   (``bgr``: blue first; ``rgb``; ``l``: one grey channel), each channel ``(pixel − mean) / image_scaling_factor``
   on the 0–255 scale. ``image_channel_mean`` maps channel names (``b``, ``g``, ``r`` or ``l``) to means; a spec that
@@ -156,23 +159,36 @@ class InputConfig:
 
     channels: int  # 3 (RGB) or 1 (GRAYSCALE)
     channel_order: str  # 'bgr', 'rgb' or 'l'
-    height: int
-    width: int
+    height: int  # -1 with size_min
+    width: int  # -1 with size_min
     means: tuple[float, ...]  # one per network channel, in channel_order
     scaling_factor: float
     max_objects: int  # max_objects_num_per_image: G, the ground-truth rows per image
     #: Where max_objects_num_per_image is (for errors).
     max_objects_field: str = "model_config.input_image_config.max_objects_num_per_image"
+    #: ``size_min.min``: the shorter side of every resized image; 0 for a static size.
+    min_side: int = 0
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """The network input ``(C, H, W)``."""
+        """The network input ``(C, H, W)``; ``(C, -1, -1)`` with ``size_min``."""
         return self.channels, self.height, self.width
+
+    @property
+    def dynamic(self) -> bool:
+        return self.min_side > 0
 
     @property
     def feature_hw(self) -> tuple[int, int]:
         """The stride-16 feature map's ``(Hf, Wf)``: ceil division, as ``FasterRcnnNetworkConfig.feature_hw``."""
-        return math.ceil(self.height / validation.RPN_STRIDE), math.ceil(self.width / validation.RPN_STRIDE)
+        return feature_hw((self.height, self.width))
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """The network input ``(width, height)`` of an image of ``width`` × ``height``: the model size, or with
+        ``size_min`` the image scaled so that its shorter side is ``min_side`` (the other side rounded)."""
+        if not self.dynamic:
+            return self.width, self.height
+        return resized_to_min_side(width, height, self.min_side)
 
     def normalize(self, image: Any) -> Any:
         """The loader's image (CHW, RGB or grey, 0..1; a NumPy array or a TensorFlow tensor) → the network's input:
@@ -193,16 +209,31 @@ class InputConfig:
         return (pixels - means) / np.float32(self.scaling_factor)
 
 
+def feature_hw(image_hw: Sequence[int]) -> tuple[int, int]:
+    """The stride-16 feature map ``(Hf, Wf)`` of an input ``(H, W)`` ('same' padding: ceil division)."""
+    if min(image_hw) <= 0:
+        raise ValueError("an input of dynamic size (size_min) has no fixed feature map size")
+    return math.ceil(image_hw[0] / validation.RPN_STRIDE), math.ceil(image_hw[1] / validation.RPN_STRIDE)
+
+
+def resized_to_min_side(width: int, height: int, min_side: int) -> tuple[int, int]:
+    """``size_min``'s ``(width, height)``: aspect ratio kept, the shorter side ``min_side``, the other rounded."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"an image needs a positive size, got {width}x{height}")
+    scale = min_side / min(width, height)
+    if width <= height:
+        return min_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), min_side
+
+
 def input_config(spec: LoadedSpec[Any]) -> InputConfig:
-    """The input settings of ``spec``; ``size_min`` (dynamic input shape) is not supported yet."""
+    """The input settings of ``spec`` (``size_min``: height and width −1, ``min_side`` set)."""
     model_path, model = _model(spec)
     where = f"{model_path}.input_image_config"
     image = model.input_image_config
-    if image.HasField("size_min"):
-        raise spec.error(f"{where}.size_min", "a dynamic input shape (size_min) is not supported yet; give the "
-                                              "static size_height_width { height, width }")
-    if not image.HasField("size_height_width"):
-        raise spec.error(where, "size_height_width { height, width } is required")
+    dynamic = image.HasField("size_min")
+    if not dynamic and not image.HasField("size_height_width"):
+        raise spec.error(where, "size_height_width { height, width } (or size_min { min }) is required")
     grey = image.image_type == pb.GRAYSCALE
     order = "l" if grey else image.image_channel_order
     if order not in ("bgr", "rgb", "l"):
@@ -212,20 +243,23 @@ def input_config(spec: LoadedSpec[Any]) -> InputConfig:
     if missing:
         raise spec.error(f"{where}.image_channel_mean", f"no mean value for channel(s) {', '.join(missing)}")
     means = tuple(given[c] if given else DEFAULT_MEANS[c] for c in order)
-    return InputConfig(channels=1 if grey else 3, channel_order=order, height=int(image.size_height_width.height),
-                       width=int(image.size_height_width.width), means=means,
+    return InputConfig(channels=1 if grey else 3, channel_order=order,
+                       height=-1 if dynamic else int(image.size_height_width.height),
+                       width=-1 if dynamic else int(image.size_height_width.width), means=means,
                        scaling_factor=_f(image.image_scaling_factor),
                        max_objects=int(image.max_objects_num_per_image),
-                       max_objects_field=f"{where}.max_objects_num_per_image")
+                       max_objects_field=f"{where}.max_objects_num_per_image",
+                       min_side=int(image.size_min.min) if dynamic else 0)
 
 
 def _preprocessing(common: _CommonSections, config: InputConfig) -> Any:
     """The shared loader's ``Preprocessing``: the spec's crop / scale / auto-resize / minimum box size onto a canvas
-    of the model size (the output size and channels always come from input_image_config)."""
+    of the model size (the output size and channels always come from input_image_config); with ``size_min`` each
+    image is resized to its own canvas (shorter side ``min``) instead."""
     from libtlt.data.detection import preprocessing_from_spec
 
-    return replace(preprocessing_from_spec(common), output_width=config.width, output_height=config.height,
-                   channels=config.channels)
+    return replace(preprocessing_from_spec(common), output_width=max(config.width, 0),
+                   output_height=max(config.height, 0), channels=config.channels, min_side=config.min_side)
 
 
 def _augmentation(spec: LoadedSpec[Any], common: _CommonSections) -> Any:
@@ -257,12 +291,18 @@ class RpnTargetConfig:
 
         return grid_anchors(self.feature_hw, validation.RPN_STRIDE, self.scales, self.ratios)
 
+    def at_size(self, image_hw: Sequence[int]) -> RpnTargetConfig:
+        """The same settings for an input of ``image_hw`` (a dynamic input size: each image its own)."""
+        hw = (int(image_hw[0]), int(image_hw[1]))
+        return replace(self, image_hw=hw, feature_hw=feature_hw(hw))
+
 
 def rpn_target_config(spec: LoadedSpec[Any]) -> RpnTargetConfig:
     config = input_config(spec)
     _, model = _model(spec)
     training = spec.message.training_config
-    return RpnTargetConfig(image_hw=(config.height, config.width), feature_hw=config.feature_hw,
+    return RpnTargetConfig(image_hw=(config.height, config.width),
+                           feature_hw=(-1, -1) if config.dynamic else config.feature_hw,
                            scales=tuple(_f(s) for s in model.anchor_box_config.scale),
                            ratios=tuple(_f(r) for r in model.anchor_box_config.ratio),
                            min_overlap=_f(training.rpn_min_overlap), max_overlap=_f(training.rpn_max_overlap),
@@ -334,19 +374,29 @@ def training_dataset(spec: LoadedSpec[Any], *, batch_size: int, seed: int | None
                         location=spec.locate("training_config.batch_size_per_gpu"))
     _check_object_counts(spec, train, config, strict)
     rpn = rpn_target_config(spec)
-    anchors = rpn.anchors()
-    hf, wf = rpn.feature_hw
     a = rpn.num_anchors
     base_seed = int(seed or 0)
+    # One size (the model's), or with size_min each image's own: the anchors of each size are made once.
+    sized: dict[tuple[int, int], tuple[RpnTargetConfig, np.ndarray]] = {}
 
-    def targets(boxes: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def at_size(image_hw: tuple[int, int]) -> tuple[RpnTargetConfig, np.ndarray]:
+        if image_hw not in sized:
+            settings = rpn.at_size(image_hw)
+            sized[image_hw] = settings, settings.anchors()
+        return sized[image_hw]
+
+    def targets(boxes: np.ndarray, position: np.ndarray, image_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([base_seed, int(position)])
-        return rpn_target_tensors(rpn, anchors, boxes, rng)
+        settings, anchors = at_size((int(image_hw[0]), int(image_hw[1])))
+        return rpn_target_tensors(settings, anchors, boxes, rng)
+
+    hf, wf = (None, None) if config.dynamic else rpn.feature_hw
 
     def element(position: Any, frame: Any) -> Any:
         image, boxes, classes, _ = frame
         boxes, classes = _pad_objects(boxes, classes, config.max_objects)
-        cls, regress = tf.numpy_function(targets, [boxes, position], [tf.float32, tf.float32], stateful=False)
+        cls, regress = tf.numpy_function(targets, [boxes, position, tf.shape(image)[1:3]], [tf.float32, tf.float32],
+                                         stateful=False)
         inputs = {INPUT_NAME: config.normalize(image), GT_BOXES: boxes, GT_CLASSES: classes}
         return inputs, {RPN_CLASS: tf.ensure_shape(cls, [hf, wf, 2 * a]),
                         RPN_REGRESS: tf.ensure_shape(regress, [hf, wf, 8 * a])}
@@ -379,6 +429,8 @@ def _batches(spec: LoadedSpec[Any], frames: Sequence[Any], batch_size: int) -> I
     from libtlt.layers.ssd_family import Truth
 
     config = input_config(spec)
+    if config.dynamic:  # images of their own sizes do not stack
+        batch_size = 1
     by_occlusion = occluded_as_difficult(spec)
     ds = frames_dataset(frames, _preprocessing(_common(spec), config), None)
     ds = ds.map(lambda image, boxes, ids, index: (config.normalize(image), boxes, ids, index)).batch(batch_size)
@@ -417,6 +469,12 @@ def calibration_batches(spec: LoadedSpec[Any], *, use_validation_set: bool = Fal
     """INT8 calibration input: preprocessed training (or validation) images, ``batch_size_per_gpu`` per batch."""
     from libtlt.data.detection import split_frames
 
+    config = input_config(spec)
+    if config.dynamic:
+        model_path, _ = _model(spec)
+        raise spec.error(f"{model_path}.input_image_config.size_min",
+                         "a model with a dynamic input size (size_min) cannot be exported, so it has no INT8 "
+                         "calibration; train with size_height_width { height, width } to deploy it")
     train, val = split_frames(_common(spec), class_names(spec))
     field = "training_config.batch_size_per_gpu"
     batch = int(spec.message.training_config.batch_size_per_gpu) or 1

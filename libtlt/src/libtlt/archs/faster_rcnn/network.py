@@ -295,6 +295,15 @@ def rpn_head(feature_map: Any, num_anchors: int) -> tuple[Any, Any]:
 # ------------------------------------------------------------------------------------------------ Keras layers
 
 
+def _image_hw(image_hw: Sequence[int] | None) -> tuple[int, int] | None:
+    """A fixed input size ``(H, W)``, checked; ``None`` (a dynamic input size) as it is."""
+    if image_hw is None:
+        return None
+    if len(image_hw) != 2 or min(int(v) for v in image_hw) < 2:
+        raise ValueError(f"image_hw must be (H, W) with H, W >= 2, got {list(image_hw)}")
+    return int(image_hw[0]), int(image_hw[1])
+
+
 @keras.saving.register_keras_serializable(package="tlt")
 class ProposalLayer(keras.layers.Layer):
     """RPN outputs → ROIs ``[N, post_nms_top_n, 4]`` ``(x1, y1, x2, y2)`` pixels, zero padded.
@@ -303,15 +312,17 @@ class ProposalLayer(keras.layers.Layer):
     :func:`~libtlt.archs.faster_rcnn.anchors.grid_anchors` of the inputs' static Hf × Wf with ``stride``,
     ``scales`` and ``ratios``, in the same (H, W, A) order. Semantics: :func:`proposals.proposals`. With
     ``with_count`` the layer returns ``[rois, count [N] int32]``. No gradient flows back into the RPN.
+
+    ``image_hw`` ``None`` is a dynamic input size (``size_min``): a third input, the network's input image
+    ``[N, C, H, W]``, gives the size to clip to, and the anchors are computed for the feature map each call sees.
     """
 
-    def __init__(self, image_hw: Sequence[int], scales: Sequence[float], ratios: Sequence[float], *,
+    def __init__(self, image_hw: Sequence[int] | None, scales: Sequence[float], ratios: Sequence[float], *,
                  stride: int = RPN_STRIDE, std_scaling: float = 1.0, pre_nms_top_n: int = 6000,
                  post_nms_top_n: int = 300, nms_iou: float = 0.7, min_size: float = proposal_ops.DEFAULT_MIN_SIZE,
                  with_count: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if len(image_hw) != 2 or min(int(v) for v in image_hw) < 2:
-            raise ValueError(f"image_hw must be (H, W) with H, W >= 2, got {list(image_hw)}")
+        self.image_hw = _image_hw(image_hw)
         if std_scaling <= 0:
             raise ValueError(f"std_scaling must be > 0, got {std_scaling:g}")
         if pre_nms_top_n < 1 or post_nms_top_n < 1:
@@ -319,7 +330,6 @@ class ProposalLayer(keras.layers.Layer):
         if not 0.0 < nms_iou <= 1.0:
             raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou:g}")
         anchor_ops.anchor_shapes(scales, ratios)  # validates
-        self.image_hw = (int(image_hw[0]), int(image_hw[1]))
         self.scales = [float(s) for s in scales]
         self.ratios = [float(r) for r in ratios]
         self.stride = int(stride)
@@ -342,40 +352,55 @@ class ProposalLayer(keras.layers.Layer):
             self._anchor_cache[hw] = anchor_ops.grid_anchors(hw, self.stride, self.scales, self.ratios)
         return self._anchor_cache[hw]
 
-    def _check(self, class_shape: Sequence[Any], regress_shape: Sequence[Any]) -> tuple[int, int]:
-        if len(class_shape) != 4 or len(regress_shape) != 4 or None in tuple(class_shape[1:]):
+    def _check(self, inputs: Sequence[Any]) -> tuple[int | None, int | None]:
+        if len(inputs) != (2 if self.image_hw is not None else 3):
+            raise ValueError(f"ProposalLayer takes the RPN outputs{' and the input image' if self.image_hw is None else ''}"
+                             f", got {len(inputs)} inputs")
+        class_shape, regress_shape = inputs[0].shape, inputs[1].shape
+        static = self.image_hw is not None
+        if len(class_shape) != 4 or len(regress_shape) != 4 or (static and None in tuple(class_shape[1:])):
             raise ValueError(f"ProposalLayer needs static NHWC RPN outputs, got {tuple(class_shape)}")
         a = self.num_anchors
-        if int(class_shape[3]) != a or int(regress_shape[3]) != 4 * a \
-                or tuple(class_shape[1:3]) != tuple(regress_shape[1:3]):
+        if class_shape[3] != a or regress_shape[3] != 4 * a or tuple(class_shape[1:3]) != tuple(regress_shape[1:3]):
             raise ValueError(f"ProposalLayer with {a} anchors per cell got RPN outputs {tuple(class_shape)} and "
                              f"{tuple(regress_shape)}")
-        return int(class_shape[1]), int(class_shape[2])
+        return class_shape[1], class_shape[2]
 
     def call(self, inputs: Sequence[Any]) -> Any:
         import tensorflow as tf
 
-        scores, deltas = inputs
-        hf, wf = self._check(scores.shape, deltas.shape)
-        k = hf * wf * self.num_anchors
-        scores = tf.reshape(tf.stop_gradient(scores), [-1, k])
-        deltas = tf.reshape(tf.stop_gradient(deltas), [-1, k, 4])
+        self._check(inputs)
+        scores, deltas = inputs[0], inputs[1]
+        if self.image_hw is not None:
+            hf, wf = int(scores.shape[1]), int(scores.shape[2])
+            anchors: Any = self.anchors((hf, wf))
+            image_hw: Sequence[Any] = self.image_hw
+        else:  # dynamic input size: anchors of this feature map, clipped to this image
+            feature = tf.shape(scores)
+            anchors = proposal_ops.grid_anchors_tf((feature[1], feature[2]), self.stride,
+                                                   anchor_ops.anchor_shapes(self.scales, self.ratios))
+            image = tf.shape(inputs[2])
+            image_hw = (image[2], image[3])
+        batch = tf.shape(scores)[0]
+        scores = tf.reshape(tf.stop_gradient(scores), [batch, -1])
+        deltas = tf.reshape(tf.stop_gradient(deltas), [batch, -1, 4])
         rois, count = proposal_ops.proposals(
-            scores, deltas, self.anchors((hf, wf)), self.image_hw, std_scaling=self.std_scaling,
+            scores, deltas, anchors, image_hw, std_scaling=self.std_scaling,
             pre_nms_top_n=self.pre_nms_top_n, post_nms_top_n=self.post_nms_top_n, nms_iou=self.nms_iou,
             min_size=self.min_size)
         return [rois, count] if self.with_count else rois
 
     def compute_output_spec(self, inputs: Sequence[Any]) -> Any:
-        scores, deltas = inputs
-        self._check(scores.shape, deltas.shape)
+        scores = inputs[0]
+        self._check(inputs)
         batch = scores.shape[0]
         rois = keras.KerasTensor((batch, self.post_nms_top_n, 4), dtype="float32")
         return [rois, keras.KerasTensor((batch,), dtype="int32")] if self.with_count else rois
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(image_hw=list(self.image_hw), scales=self.scales, ratios=self.ratios, stride=self.stride,
+        config.update(image_hw=None if self.image_hw is None else list(self.image_hw), scales=self.scales,
+                      ratios=self.ratios, stride=self.stride,
                       std_scaling=self.std_scaling, pre_nms_top_n=self.pre_nms_top_n,
                       post_nms_top_n=self.post_nms_top_n, nms_iou=self.nms_iou, min_size=self.min_size,
                       with_count=self.with_count)
@@ -389,40 +414,49 @@ class CropAndResize(keras.layers.Layer):
     ROIs are ``(x1, y1, x2, y2)`` image pixels; ``tf.image.crop_and_resize`` (bilinear, extrapolation 0) gets them
     as ``(y1, x1, y2, x2)`` normalised by the **image** size minus one (y / (H_img − 1), x / (W_img − 1)), so
     0..1 spans feature pixels 0..Hf − 1. Crop row m belongs to image m // R. The boxes get no gradient.
+
+    ``image_hw`` ``None`` is a dynamic input size (``size_min``): a third input, the network's input image
+    ``[N, C, H, W]``, gives the size.
     """
 
     #: For tlt-prune: the crops' channels are the feature map's (input 0), unchanged.
     pruned_channels_follow_input = 0
 
-    def __init__(self, image_hw: Sequence[int], crop_size: int, **kwargs: Any) -> None:
+    def __init__(self, image_hw: Sequence[int] | None, crop_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if len(image_hw) != 2 or min(int(v) for v in image_hw) < 2:
-            raise ValueError(f"image_hw must be (H, W) with H, W >= 2, got {list(image_hw)}")
         if crop_size < 1:
             raise ValueError(f"crop_size must be >= 1, got {crop_size}")
-        self.image_hw = (int(image_hw[0]), int(image_hw[1]))
+        self.image_hw = _image_hw(image_hw)
         self.crop_size = int(crop_size)
 
-    def normalized_boxes(self, rois: Any) -> Any:
-        """``[..., 4]`` ``(x1, y1, x2, y2)`` pixels → ``(y1, x1, y2, x2)`` as crop_and_resize wants them."""
+    def normalized_boxes(self, rois: Any, image_hw: Sequence[Any] | None = None) -> Any:
+        """``[..., 4]`` ``(x1, y1, x2, y2)`` pixels → ``(y1, x1, y2, x2)`` as crop_and_resize wants them
+        (``image_hw``: the input size, by default the layer's own)."""
         import tensorflow as tf
 
         x1, y1, x2, y2 = tf.unstack(tf.cast(rois, tf.float32), axis=-1)
-        h, w = float(self.image_hw[0] - 1), float(self.image_hw[1] - 1)
+        size = image_hw if image_hw is not None else self.image_hw
+        if size is None:
+            raise ValueError("a CropAndResize of a dynamic input size needs the image's size")
+        h, w = tf.cast(size[0], tf.float32) - 1.0, tf.cast(size[1], tf.float32) - 1.0
         return tf.stack([y1 / h, x1 / w, y2 / h, x2 / w], axis=-1)
 
     def call(self, inputs: Sequence[Any]) -> Any:
         import tensorflow as tf
 
-        feature_map, rois = inputs
+        if len(inputs) != (2 if self.image_hw is not None else 3):
+            raise ValueError(f"CropAndResize takes the feature map and the ROIs"
+                             f"{' and the input image' if self.image_hw is None else ''}, got {len(inputs)} inputs")
+        feature_map, rois = inputs[0], inputs[1]
+        size = None if self.image_hw is not None else tf.shape(inputs[2])[2:4]
         rois_per_image = tf.shape(rois)[1]
-        boxes = tf.reshape(self.normalized_boxes(tf.stop_gradient(rois)), [-1, 4])
+        boxes = tf.reshape(self.normalized_boxes(tf.stop_gradient(rois), size), [-1, 4])
         index = tf.range(tf.shape(boxes)[0], dtype=tf.int32) // rois_per_image
         return tf.image.crop_and_resize(feature_map, boxes, index, [self.crop_size, self.crop_size],
                                         method="bilinear")
 
     def compute_output_spec(self, inputs: Sequence[Any]) -> Any:
-        feature_map, rois = inputs
+        feature_map, rois = inputs[0], inputs[1]
         if len(feature_map.shape) != 4 or len(rois.shape) != 3 or rois.shape[-1] != 4:
             raise ValueError(f"CropAndResize needs [N, Hf, Wf, C] and [N, R, 4], got {tuple(feature_map.shape)} "
                              f"and {tuple(rois.shape)}")
@@ -432,7 +466,7 @@ class CropAndResize(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(image_hw=list(self.image_hw), crop_size=self.crop_size)
+        config.update(image_hw=None if self.image_hw is None else list(self.image_hw), crop_size=self.crop_size)
         return config
 
 
@@ -490,7 +524,7 @@ class FasterRcnnNetworkConfig:
     """Everything :func:`build_inference_model` needs, parsed from a FasterRCNN spec."""
 
     backbone: str  # a libtlt.backbones name: "resnet18", "vgg16", ...
-    input_shape: tuple[int, int, int]  # (C, H, W)
+    input_shape: tuple[int, int, int]  # (C, H, W); H = W = -1: any size (size_min)
     num_fg_classes: int
     scales: tuple[float, ...] = (64.0, 128.0, 256.0)
     ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
@@ -519,8 +553,15 @@ class FasterRcnnNetworkConfig:
         return self.pool_size * (2 if self.pool_size_2x else 1)
 
     @property
+    def dynamic(self) -> bool:
+        """Whether the network takes images of any size (``size_min``; input_shape (C, -1, -1))."""
+        return self.input_shape[1] <= 0 or self.input_shape[2] <= 0
+
+    @property
     def feature_hw(self) -> tuple[int, int]:
-        """The stride-16 feature map's (Hf, Wf) ('same' padding: ceil division)."""
+        """The stride-16 feature map's (Hf, Wf) ('same' padding: ceil division) of a fixed input size."""
+        if self.dynamic:
+            raise ValueError("a network of a dynamic input size (size_min) has no fixed feature map size")
         return math.ceil(self.input_shape[1] / RPN_STRIDE), math.ceil(self.input_shape[2] / RPN_STRIDE)
 
     def backbone_options(self) -> dict[str, Any]:
@@ -536,19 +577,25 @@ def build_inference_model(config: FasterRcnnNetworkConfig) -> keras.Model:
     ``[N, P, 4]`` (P = ``post_nms_top_n``), ``dense_class_td`` ``[N, P, C_fg + 1]``, ``dense_regress_td``
     ``[N, P, 4·C_fg]``.
     """
-    _, height, width = config.input_shape
+    channels, height, width = config.input_shape
     if config.pool_size < 1:
         raise ValueError(f"pool_size must be >= 1, got {config.pool_size}")
-    inputs = keras.Input(shape=config.input_shape, name=INPUT_NAME, dtype="float32")
+    dynamic = config.dynamic
+    shape = (channels, None, None) if dynamic else config.input_shape
+    inputs = keras.Input(shape=shape, name=INPUT_NAME, dtype="float32")
     nhwc = keras.layers.Permute((2, 3, 1), name="input_nhwc")(inputs)
     feature_map, body = split_backbone(config.backbone, nhwc, **config.backbone_options())
-    found = (int(feature_map.shape[1]), int(feature_map.shape[2]))
-    if found != config.feature_hw:  # pragma: no cover - every family pads 'same'
-        raise ValueError(f"{config.backbone}: feature map {found} differs from the expected {config.feature_hw}")
+    if not dynamic:
+        found = (int(feature_map.shape[1]), int(feature_map.shape[2]))
+        if found != config.feature_hw:  # pragma: no cover - every family pads 'same'
+            raise ValueError(f"{config.backbone}: feature map {found} differs from the expected {config.feature_hw}")
     scores, deltas = rpn_head(feature_map, config.num_anchors)
-    rois = ProposalLayer((height, width), config.scales, config.ratios, std_scaling=config.std_scaling,
+    image_hw = None if dynamic else (height, width)
+    size_input = [inputs] if dynamic else []  # a dynamic size is read from the image when the graph runs
+    rois = ProposalLayer(image_hw, config.scales, config.ratios, std_scaling=config.std_scaling,
                          pre_nms_top_n=config.pre_nms_top_n, post_nms_top_n=config.post_nms_top_n,
-                         nms_iou=config.nms_iou, min_size=config.min_size, name=PROPOSALS)([scores, deltas])
-    crops = CropAndResize((height, width), config.crop_size, name=CROP_AND_RESIZE)([feature_map, rois])
+                         nms_iou=config.nms_iou, min_size=config.min_size, name=PROPOSALS)(
+        [scores, deltas, *size_input])
+    crops = CropAndResize(image_hw, config.crop_size, name=CROP_AND_RESIZE)([feature_map, rois, *size_input])
     probs, box_deltas = rcnn_head(body(crops), config.num_fg_classes, config.post_nms_top_n)
     return keras.Model(inputs, [scores, deltas, rois, probs, box_deltas], name="faster_rcnn")

@@ -78,20 +78,39 @@ def proposals_reference(scores: np.ndarray, deltas: np.ndarray, anchors: np.ndar
     return rois, count
 
 
-def decode_tf(deltas: Any, anchors: np.ndarray, image_hw: Sequence[int], std_scaling: float) -> tf.Tensor:
-    """Steps 1–3: clipped corners ``[N, K, 4]`` float32 of ``deltas`` ``[N, K, 4]`` against ``anchors`` ``(K, 4)``."""
+def decode_tf(deltas: Any, anchors: Any, image_hw: Sequence[Any], std_scaling: float) -> tf.Tensor:
+    """Steps 1–3: clipped corners ``[N, K, 4]`` float32 of ``deltas`` ``[N, K, 4]`` against ``anchors`` ``(K, 4)``.
+
+    ``anchors`` and ``image_hw`` are NumPy / Python numbers for a fixed input size, or tensors for a dynamic one
+    (``size_min``: :func:`grid_anchors_tf` of the feature map, the image's own height and width)."""
     import tensorflow as tf
 
     t = tf.cast(deltas, tf.float32) / np.float32(std_scaling)
-    a = np.asarray(anchors, dtype=np.float32)
-    wa, ha = tf.constant(a[:, 2] - a[:, 0]), tf.constant(a[:, 3] - a[:, 1])
-    cxa = tf.constant((a[:, 0] + a[:, 2]) * np.float32(0.5))
-    cya = tf.constant((a[:, 1] + a[:, 3]) * np.float32(0.5))
+    a = tf.convert_to_tensor(np.asarray(anchors, dtype=np.float32) if isinstance(anchors, np.ndarray) else anchors,
+                             tf.float32)
+    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    cxa, cya = (a[:, 0] + a[:, 2]) * 0.5, (a[:, 1] + a[:, 3]) * 0.5
     cx, cy = t[..., 0] * wa + cxa, t[..., 1] * ha + cya
     w, h = tf.exp(t[..., 2]) * wa, tf.exp(t[..., 3]) * ha
-    x_max, y_max = float(image_hw[1] - 1), float(image_hw[0] - 1)
+    x_max = tf.cast(image_hw[1], tf.float32) - 1.0
+    y_max = tf.cast(image_hw[0], tf.float32) - 1.0
     return tf.stack([tf.clip_by_value(cx - w * 0.5, 0.0, x_max), tf.clip_by_value(cy - h * 0.5, 0.0, y_max),
                      tf.clip_by_value(cx + w * 0.5, 0.0, x_max), tf.clip_by_value(cy + h * 0.5, 0.0, y_max)], axis=-1)
+
+
+def grid_anchors_tf(feature_hw: Sequence[Any], stride: int, shapes: np.ndarray) -> tf.Tensor:
+    """``(Hf·Wf·A, 4)`` float32 anchors of a feature map whose size is known only when the graph runs (the same
+    values and (H, W, A) order as :func:`~libtlt.archs.faster_rcnn.anchors.grid_anchors`); ``shapes`` ``(A, 2)``
+    ``[w, h]`` from :func:`~libtlt.archs.faster_rcnn.anchors.anchor_shapes`."""
+    import tensorflow as tf
+
+    hf, wf = feature_hw
+    cy = (tf.cast(tf.range(hf), tf.float32) + 0.5) * float(stride)
+    cx = (tf.cast(tf.range(wf), tf.float32) + 0.5) * float(stride)
+    grid_y, grid_x = tf.meshgrid(cy, cx, indexing="ij")
+    centres = tf.stack([tf.reshape(grid_x, [-1]), tf.reshape(grid_y, [-1])], axis=1)[:, None, :]  # [K, 1, 2]
+    half = tf.constant(np.asarray(shapes, np.float64).reshape(1, -1, 2) / 2.0, tf.float32)
+    return tf.reshape(tf.concat([centres - half, centres + half], axis=-1), [-1, 4])
 
 
 def _nms_one(boxes: tf.Tensor, scores: tf.Tensor, post_nms_top_n: int, nms_iou: float) -> tf.Tensor:
@@ -106,21 +125,24 @@ def _nms_one(boxes: tf.Tensor, scores: tf.Tensor, post_nms_top_n: int, nms_iou: 
     return tf.pad(kept, [[0, post_nms_top_n - tf.size(kept)]], constant_values=-1)
 
 
-def proposals(scores: Any, deltas: Any, anchors: np.ndarray, image_hw: Sequence[int], *, std_scaling: float,
+def proposals(scores: Any, deltas: Any, anchors: Any, image_hw: Sequence[Any], *, std_scaling: float,
               pre_nms_top_n: int, post_nms_top_n: int, nms_iou: float,
               min_size: float = DEFAULT_MIN_SIZE) -> tuple[tf.Tensor, tf.Tensor]:
     """ROIs ``[N, post_nms_top_n, 4]`` float32 and kept counts ``[N]`` int32 (module docstring, steps 1–7).
 
     Batched and static-shaped; the NMS runs per image in a ``tf.map_fn``. Works eagerly and in ``tf.function``.
+    ``anchors`` / ``image_hw`` as :func:`decode_tf`'s (tensors for a dynamic input size).
     """
     import tensorflow as tf
 
-    a = np.asarray(anchors, dtype=np.float32).reshape(-1, 4)
+    static = isinstance(anchors, np.ndarray)
+    a = np.asarray(anchors, dtype=np.float32).reshape(-1, 4) if static else tf.reshape(anchors, [-1, 4])
     boxes = decode_tf(deltas, a, image_hw, std_scaling)
     width, height = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
     s = tf.cast(scores, tf.float32)
     s = tf.where((width < min_size) | (height < min_size), tf.constant(-np.inf, tf.float32), s)
-    top_scores, order = tf.math.top_k(s, min(pre_nms_top_n, a.shape[0]))  # ties: lower index first
+    k = min(pre_nms_top_n, a.shape[0]) if static else tf.minimum(pre_nms_top_n, tf.shape(a)[0])
+    top_scores, order = tf.math.top_k(s, k)  # ties: lower index first
     top_boxes = tf.gather(boxes, order, batch_dims=1)
     kept = tf.map_fn(lambda x: _nms_one(x[0], x[1], post_nms_top_n, nms_iou), (top_boxes, top_scores),
                      fn_output_signature=tf.TensorSpec([post_nms_top_n], tf.int32))

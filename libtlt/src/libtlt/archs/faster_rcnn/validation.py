@@ -254,6 +254,9 @@ def _validate_training(spec: LoadedSpec[pb.Experiment], training: pb.TrainingCon
     if dynamic and training.batch_size_per_gpu != 1:
         raise spec.error(f"{p}.batch_size_per_gpu",
                          f"a dynamic input shape (size_min) trains with batch size 1, got {training.batch_size_per_gpu}")
+    if dynamic and training.enable_qat:
+        raise spec.error(f"{p}.enable_qat", "QAT prepares an INT8 export, and a model with a dynamic input shape "
+                                            "(size_min) cannot be exported; use size_height_width for QAT")
     if not training.output_model:
         raise spec.error(f"{p}.output_model", "output_model cannot be empty")
     if training.pretrained_weights and not training.pretrained_weights.endswith(PRETRAINED_SUFFIXES):
