@@ -45,9 +45,10 @@ def default_spec(arch: Any) -> Any:
 
 
 def test_the_registry_holds_the_manuals_architectures() -> None:
-    assert {"classification", "detectnet_v2", "ssd", "dssd", "retinanet", "yolo_v3", "faster_rcnn"} <= set(TRAINABLE)
+    assert {"classification", "detectnet_v2", "ssd", "dssd", "retinanet", "yolo_v3", "faster_rcnn",
+            "mask_rcnn"} <= set(TRAINABLE)
     assert {"yolo", "yolo_v3"} <= set(architectures_for("train"))
-    assert {"mask_rcnn"} <= set(DECLARED)
+    assert "mask_rcnn" not in EXPORTABLE  # export is issue 17's next part
 
 
 @pytest.mark.parametrize("name", architecture_names())

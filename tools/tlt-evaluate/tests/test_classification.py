@@ -189,6 +189,6 @@ def test_bad_spec_value_names_the_field(tmp_path: Path) -> None:
 
 
 def test_other_and_unknown_architectures() -> None:
-    assert "not implemented yet (issue 17)" in one_error_line(invoke("mask_rcnn", "-e", "spec.txt"))
+    assert one_error_line(invoke("mask_rcnn", "-e", "spec.txt")) == "Error: spec.txt: spec file not found"  # served
     result = invoke("nosuchnet", "-e", "spec.txt")
     assert result.exit_code == 2 and "unknown architecture 'nosuchnet'" in result.output

@@ -171,6 +171,27 @@ def test_unsupported_layer_is_named_and_excluding_its_feeders_works(kit) -> None
     assert counts(result)["conv1"] == (8, 8)
 
 
+def test_a_layer_declaring_its_input_channels_fixed_keeps_its_feeders_whole(kit) -> None:
+    keras, L = kit.keras, kit.L
+
+    @keras.saving.register_keras_serializable(package="tlt_prune_tests")
+    class FixedDoubler(L.Layer):
+        pruned_channels_fixed = True
+
+        def call(self, x):
+            return x * 2.0
+
+    inputs, x = kit.stem()
+    x = kit.conv_bn(x, 8, "conv1")
+    y = kit.conv_bn(x, 8, "conv2")
+    x = FixedDoubler(name="doubler")(y)
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="out")(x))
+    # No UnsupportedError: conv2 (feeding the layer) is fixed, conv1 (feeding conv2) is pruned.
+    result = prune_model(model, pruning_threshold=0.9, pruning_granularity=2, min_num_filters=2)
+    assert counts(result)["conv2"] == (8, 8)
+    assert counts(result)["conv1"][1] < 8
+
+
 def test_pruned_model_trains_saves_and_reloads(kit, tmp_path: Path) -> None:
     model = kit.residual_model()
     result = prune_model(model, pruning_threshold=0.9, pruning_granularity=2, min_num_filters=2)

@@ -19,6 +19,17 @@ def test_sgd_momentum_and_nesterov():
     assert float(opt.learning_rate) == pytest.approx(0.01)
 
 
+def test_sgd_global_clipnorm_clips_the_update_and_zero_means_none():
+    import numpy as np
+
+    assert make_optimizer("sgd", 0.1, global_clipnorm=0.0).global_clipnorm is None
+    opt = make_optimizer("sgd", 1.0, global_clipnorm=1.0)
+    assert opt.global_clipnorm == pytest.approx(1.0)
+    v = keras.Variable(np.zeros(2, np.float32))
+    opt.apply([keras.ops.convert_to_tensor(np.array([30.0, 40.0], np.float32))], [v])
+    np.testing.assert_allclose(np.asarray(v), [-0.6, -0.8], rtol=1e-6)  # the gradient scaled to norm 1
+
+
 def test_adam_accepts_common_proto_and_keras_names():
     a = make_optimizer("adam", 1e-3, epsilon=1e-8, beta1=0.8, beta2=0.99)
     b = make_optimizer("Adam", 1e-3, epsilon=1e-8, beta_1=0.8, beta_2=0.99)

@@ -99,7 +99,28 @@ ALL = [
     step(0.006, 10, 0.1),
     cosine(0.05, 0.01, 0.1),
     cosine(0.05, 0.0, 0.0),
+    make_schedule("warmup_step", base_lr=0.02, warmup=0.1, start_ratio=0.1, boundaries=[0.5, 0.8],
+                  levels=[0.1, 0.01]),
+    make_schedule("warmup_step", base_lr=0.01),
 ]
+
+
+def test_warmup_step_is_maskrcnns_linear_warmup_then_levels():
+    # 004: warmup_steps 1000 from warmup_learning_rate 0.0067 to init 0.02, x0.1 at step 5000, x0.01 at 8000 (of 10000)
+    sched = make_schedule("warmup_step", base_lr=0.02, warmup=0.1, start_ratio=0.0067 / 0.02, boundaries=[0.5, 0.8],
+                          levels=[0.1, 0.01])
+    assert sched.lr(0, 100, 10000) == pytest.approx(0.0067)
+    assert sched.lr(500, 100, 10000) == pytest.approx(0.0067 + 0.5 * (0.02 - 0.0067))
+    assert sched.lr(1000, 100, 10000) == pytest.approx(0.02)
+    assert sched.lr(4999, 100, 10000) == pytest.approx(0.02)
+    assert sched.lr(5000, 100, 10000) == pytest.approx(0.002)
+    assert sched.lr(8000, 100, 10000) == pytest.approx(0.0002)
+    assert sched.scaled(2).lr(9000, 100, 10000) == pytest.approx(0.0004)
+
+
+def test_warmup_step_needs_one_level_per_boundary():
+    with pytest.raises(SpecError, match="one level per boundary"):
+        make_schedule("warmup_step", base_lr=0.02, boundaries=[0.5], levels=[])
 
 
 @pytest.mark.parametrize("sched", ALL, ids=repr)

@@ -12,7 +12,8 @@ layers create groups; everything else moves, repeats, concatenates or ties them:
 * element-wise ops (Add, Subtract, Multiply, Average, Maximum, Minimum) and depthwise convolutions *tie*
   groups: tied groups are merged (union-find) and keep the same filters;
 * a group reaching a model output, an excluded layer or a layer that cannot have fewer input channels
-  (LayerNormalization, a softmax over channels, a grouped convolution) is *fixed*: it keeps all its filters;
+  (LayerNormalization, a softmax over channels, a grouped convolution, a custom layer whose class sets
+  ``pruned_channels_fixed = True``) is *fixed*: it keeps all its filters;
 * any other layer fed by prunable channels is unsupported; :meth:`GraphAnalysis.check_supported` names it.
 """
 
@@ -36,6 +37,9 @@ BARRIER = "barrier"          # its input channels cannot change (groups feeding 
 OPAQUE = "opaque"            # a layer this tool does not know
 #: Class attribute by which a custom layer says its output's last axis carries its input k's channels unchanged.
 PRUNED_CHANNELS_FOLLOW = "pruned_channels_follow_input"
+#: Class attribute (true) by which a custom layer says its inputs' channels cannot change (a barrier: MaskRCNN's
+#: proposal and detection layers, whose inputs' channels are anchors and classes).
+PRUNED_CHANNELS_FIXED = "pruned_channels_fixed"
 
 
 @dataclass(eq=False)
@@ -297,6 +301,9 @@ class _Analyzer:
         if family in ("conv", "transpose", "separable", "dense"):
             return [self.producer(op, family, ins[0], in_maps[0], outs[0], first)]
         follow = getattr(type(op), PRUNED_CHANNELS_FOLLOW, None)
+        if family is None and getattr(type(op), PRUNED_CHANNELS_FIXED, False):
+            self.barrier(op, in_maps, "the layer declares its input channels fixed")
+            return [None] * len(outs)
         if family is None and follow is not None:
             return [self.follow_input(op, ins, in_maps, outs[0], int(follow)), *[None] * (len(outs) - 1)]
         if family is None:

@@ -2,7 +2,8 @@
 
 ``make_optimizer("sgd" | "adam" | "rmsprop", learning_rate, **params)`` accepts the parameter names
 of both spec generations: Keras' (``beta_1``, ``beta_2``, ``epsilon``, ``momentum``, ``nesterov``,
-``rho``, ``centered``; 003 ``optim_config`` and FasterRCNN) and the DetectNet_v2 family's
+``rho``, ``centered``; 003 ``optim_config`` and FasterRCNN; SGD's ``global_clipnorm``, MaskRCNN's
+``global_gradient_clip_ratio``, 0 meaning none) and the DetectNet_v2 family's
 ``common.proto`` spelling (``beta1``, ``beta2``). The learning rate always comes from the
 scheduler, so the spec's own ``lr`` and ``decay`` fields are accepted and ignored, as the manuals
 say ("overridden by the learning rate scheduler and hence not useful").
@@ -25,7 +26,7 @@ logger = get_logger(__name__)
 
 #: Accepted parameters per optimizer: spec name → Keras keyword.
 _PARAMS: dict[str, dict[str, str]] = {
-    "sgd": {"momentum": "momentum", "nesterov": "nesterov"},
+    "sgd": {"momentum": "momentum", "nesterov": "nesterov", "global_clipnorm": "global_clipnorm"},
     "adam": {"beta_1": "beta_1", "beta1": "beta_1", "beta_2": "beta_2", "beta2": "beta_2",
              "epsilon": "epsilon", "amsgrad": "amsgrad"},
     "rmsprop": {"rho": "rho", "momentum": "momentum", "epsilon": "epsilon", "centered": "centered"},
@@ -59,7 +60,9 @@ def make_optimizer(name: str, learning_rate: Any, **params: Any) -> Any:
         if keras_name is None:
             allowed = ", ".join(sorted(_PARAMS[key]))
             raise SpecError(f"optimizer '{key}' has no parameter '{field}' (it takes {allowed})", field=field)
-        kwargs[keras_name] = _check(keras_name, value, field)
+        checked = _check(keras_name, value, field)
+        if checked is not None:
+            kwargs[keras_name] = checked
     if isinstance(learning_rate, (int, float)):
         learning_rate = float(learning_rate)
     if key == "sgd":
@@ -79,6 +82,8 @@ def _check(keras_name: str, value: Any, field: str) -> Any:
         raise SpecError(f"must be a number >= 0, not {value!r}", field=field)
     if keras_name in ("beta_1", "beta_2", "rho", "momentum") and number >= 1.0:
         raise SpecError(f"must be in [0, 1), not {value!r}", field=field)
+    if keras_name == "global_clipnorm" and number == 0.0:
+        return None  # 0: no clipping (MaskRCNN's global_gradient_clip_ratio left out)
     if keras_name == "epsilon" and number == 0.0:
         raise SpecError("must be > 0 (it prevents a division by zero)", field=field)
     return number

@@ -20,6 +20,10 @@ step               classification (003): ``base · gamma^floor(100·p / step_siz
 cosine             classification (003): the same ramp as soft_anneal up to ``soft_start``, then
                    ``min + (base-min)·(1+cos(pi·(p-soft_start)/(1-soft_start)))/2`` with
                    ``min = base·min_lr_ratio``.
+warmup_step        MaskRCNN (004: warmup_steps, warmup_learning_rate, learning_rate_steps,
+                   learning_rate_decay_levels): linear ramp from ``base·start_ratio`` to ``base``
+                   over ``[0, warmup)``, then ``base·levels[k]`` from ``boundaries[k]`` on (the last
+                   boundary ``<= p``), ``base`` before the first. Fractions of training.
 =================  ========================================================================
 
 The manuals do not say where the classification soft start begins; we start it at
@@ -49,6 +53,7 @@ __all__ = [
     "soft_anneal",
     "soft_start_annealing",
     "step",
+    "warmup_step",
 ]
 
 #: Default start of the classification soft start, as a fraction of the base learning rate.
@@ -291,6 +296,42 @@ class Cosine(Schedule):
                         self.base_lr * _ramp(progress, self.soft_start, self.start_ratio, xp), cosine)
 
 
+class WarmupStep(Schedule):
+    """MaskRCNN's linear warm-up, then the rate ``base·level`` set at each boundary (piecewise constant)."""
+
+    kind = "warmup_step"
+
+    def __init__(self, base_lr: float, warmup: float = 0.0, start_ratio: float = 1.0,
+                 boundaries: Iterable[float] = (), levels: Iterable[float] = ()):
+        self.base_lr = _positive(base_lr, "init_learning_rate")
+        self.warmup = _fraction(warmup, "warmup_steps")
+        self.start_ratio = _fraction(start_ratio, "warmup_learning_rate")
+        self.boundaries = [_fraction(b, "learning_rate_steps") for b in boundaries]
+        if self.boundaries != sorted(self.boundaries):
+            raise SpecError(f"must be in increasing order, not {self.boundaries}", field="learning_rate_steps")
+        self.levels = [_positive(v, "learning_rate_decay_levels") for v in levels]
+        if len(self.levels) != len(self.boundaries):
+            raise SpecError(f"needs one level per boundary ({len(self.boundaries)}), not {len(self.levels)}",
+                            field="learning_rate_decay_levels")
+
+    def params(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "warmup": self.warmup, "start_ratio": self.start_ratio,
+                "boundaries": list(self.boundaries), "levels": list(self.levels)}
+
+    def scaled(self, factor: float) -> WarmupStep:
+        return WarmupStep(self.base_lr * factor, self.warmup, self.start_ratio, self.boundaries, self.levels)
+
+    def formula(self, progress: Any, xp: Any) -> Any:
+        level: Any = 1.0
+        for boundary, value in zip(self.boundaries, self.levels, strict=True):
+            level = xp.where(progress >= boundary, value, level)
+        if self.warmup <= 0.0:
+            return self.base_lr * level
+        t = xp.where(progress < self.warmup, progress / self.warmup, 1.0)
+        ramp = self.start_ratio + (1.0 - self.start_ratio) * t
+        return self.base_lr * xp.where(progress < self.warmup, ramp, level)
+
+
 def soft_start_annealing(min_lr: float, max_lr: float, soft_start: float, annealing: float) -> SoftStartAnnealing:
     """000 §7.2.5 ``soft_start_annealing_schedule`` (``soft_start``/``annealing`` are fractions of training)."""
     return SoftStartAnnealing(min_lr, max_lr, soft_start, annealing)
@@ -307,6 +348,12 @@ def step(base_lr: float, step_size: float, gamma: float) -> Step:
     return Step(base_lr, step_size, gamma)
 
 
+def warmup_step(base_lr: float, warmup: float = 0.0, start_ratio: float = 1.0, boundaries: Iterable[float] = (),
+                levels: Iterable[float] = ()) -> WarmupStep:
+    """MaskRCNN's linear warm-up then piecewise-constant levels (fractions of training)."""
+    return WarmupStep(base_lr, warmup, start_ratio, boundaries, levels)
+
+
 def cosine(base_lr: float, soft_start: float, min_lr_ratio: float = 0.0, *,
            start_ratio: float = DEFAULT_START_RATIO) -> Cosine:
     """Classification ``cosine`` with soft start."""
@@ -314,12 +361,13 @@ def cosine(base_lr: float, soft_start: float, min_lr_ratio: float = 0.0, *,
 
 
 _KINDS: dict[str, type[Schedule]] = {
-    cls.kind: cls for cls in (SoftStartAnnealing, SoftAnneal, Step, Cosine)
+    cls.kind: cls for cls in (SoftStartAnnealing, SoftAnneal, Step, Cosine, WarmupStep)
 }
 
 
 def make_schedule(kind: str, **params: Any) -> Schedule:
-    """Build a schedule by its spec name (``soft_start_annealing``, ``soft_anneal``, ``step``, ``cosine``)."""
+    """Build a schedule by its spec name (``soft_start_annealing``, ``soft_anneal``, ``step``, ``cosine``,
+    ``warmup_step``)."""
     cls = _KINDS.get(str(kind).strip().lower())
     if cls is None:
         raise SpecError(f"unknown learning rate scheduler '{kind}' (choose from {', '.join(sorted(_KINDS))})",

@@ -32,7 +32,8 @@ INPUT_NAME = "Input"
 RPN_CONV, RPN_CLASS, RPN_BOX = "rpn", "rpn-class", "rpn-box"
 FC6, FC7, CLASS_PREDICT, BOX_PREDICT = "fc6", "fc7", "class-predict", "box-predict"
 MASK_CONVS = tuple(f"mask-conv-l{i}" for i in range(4))
-MASK_DECONV, MASK_LOGITS = "conv5-mask", "mask_fcn_logits"
+MASK_DECONV, MASK_LOGITS, MASK_LOGITS_NCHW = "conv5-mask", "mask_fcn_logits", "mask_logits_nchw"
+BOX_HEAD_LAYERS = ("box_flatten", FC6, FC7)
 #: The box head's crop side (TAO: fixed 7, = mrcnn_resolution / 4 at the default 28).
 BOX_CROP_SIZE = 7
 #: The highest level the ResNet backbone produces (C5, stride 32); levels above are max-pooled.
@@ -120,8 +121,8 @@ def rpn_head(features: dict[int, Any], num_anchors: int, channels: int) -> tuple
     return ({level: scores(x) for level, x in hidden.items()}, {level: boxes(x) for level, x in hidden.items()})
 
 
-def build_rpn_model(config: MaskRcnnNetworkConfig) -> keras.Model:
-    """``Input`` NCHW → dict of ``P<l>`` features and ``rpn_class_P<l>`` / ``rpn_box_P<l>`` outputs (NHWC)."""
+def rpn_graph(config: MaskRcnnNetworkConfig) -> tuple[Any, dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """``(Input NCHW, {level: P<l>}, {level: rpn-class}, {level: rpn-box})``: the trunk, FPN and RPN head (NHWC)."""
     from libtlt.backbones import build_backbone
 
     height, width = config.image_hw
@@ -133,18 +134,23 @@ def build_rpn_model(config: MaskRcnnNetworkConfig) -> keras.Model:
     anchors = config.anchors
     features = fpn(levels, anchors.min_level, anchors.max_level, config.fpn_channels)
     scores, boxes = rpn_head(features, anchors.num_anchors, config.fpn_channels)
+    return inputs, features, scores, boxes
+
+
+def build_rpn_model(config: MaskRcnnNetworkConfig) -> keras.Model:
+    """``Input`` NCHW → dict of ``P<l>`` features and ``rpn_class_P<l>`` / ``rpn_box_P<l>`` outputs (NHWC)."""
+    inputs, features, scores, boxes = rpn_graph(config)
     outputs: dict[str, Any] = {}
-    for level in anchors.levels:
+    for level in config.anchors.levels:
         outputs[feature_key(level)] = features[level]
         outputs[rpn_class_key(level)] = scores[level]
         outputs[rpn_box_key(level)] = boxes[level]
     return keras.Model(inputs, outputs, name="mask_rcnn_rpn")
 
 
-def build_box_head(config: MaskRcnnNetworkConfig) -> keras.Model:
-    """Crops ``[M, 7, 7, C]`` → ``[class-predict [M, C_all], box-predict [M, 4·C_all]]``."""
+def box_head(crops: Any, config: MaskRcnnNetworkConfig) -> tuple[Any, Any]:
+    """The box head's layers on ``[M, 7, 7, C]`` crops: ``(class-predict [M, C_all], box-predict [M, 4·C_all])``."""
     layers = keras.layers
-    crops = keras.Input(shape=(BOX_CROP_SIZE, BOX_CROP_SIZE, config.fpn_channels), name="box_crops")
     x = layers.Flatten(name="box_flatten")(crops)
     x = layers.Dense(config.mlp_head_dim, activation="relu", name=FC6)(x)
     x = layers.Dense(config.mlp_head_dim, activation="relu", name=FC7)(x)
@@ -152,21 +158,31 @@ def build_box_head(config: MaskRcnnNetworkConfig) -> keras.Model:
                           dtype="float32")(x)
     deltas = layers.Dense(4 * config.num_classes, kernel_initializer=_normal(0.001), name=BOX_PREDICT,
                           dtype="float32")(x)
-    return keras.Model(crops, [logits, deltas], name="mask_rcnn_box_head")
+    return logits, deltas
 
 
-def build_mask_head(config: MaskRcnnNetworkConfig) -> keras.Model:
-    """Crops ``[M, R/2, R/2, C]`` → mask logits ``[M, C_all, R, R]``."""
+def build_box_head(config: MaskRcnnNetworkConfig) -> keras.Model:
+    """Crops ``[M, 7, 7, C]`` → ``[class-predict [M, C_all], box-predict [M, 4·C_all]]``."""
+    crops = keras.Input(shape=(BOX_CROP_SIZE, BOX_CROP_SIZE, config.fpn_channels), name="box_crops")
+    return keras.Model(crops, list(box_head(crops, config)), name="mask_rcnn_box_head")
+
+
+def mask_head(crops: Any, config: MaskRcnnNetworkConfig) -> Any:
+    """The mask head's layers on ``[M, R/2, R/2, C]`` crops: logits ``[M, C_all, R, R]``."""
     layers = keras.layers
-    size = config.mask_crop_size
-    crops = keras.Input(shape=(size, size, config.fpn_channels), name="mask_crops")
     x = crops
     for name in MASK_CONVS:
         x = layers.Conv2D(config.mask_head_channels, 3, padding="same", activation="relu", name=name)(x)
     x = layers.Conv2DTranspose(config.mask_head_channels, 2, strides=2, activation="relu", name=MASK_DECONV)(x)
     x = layers.Conv2D(config.num_classes, 1, name=MASK_LOGITS, dtype="float32")(x)
-    logits = layers.Permute((3, 1, 2), name="mask_logits_nchw")(x)
-    return keras.Model(crops, logits, name="mask_rcnn_mask_head")
+    return layers.Permute((3, 1, 2), name=MASK_LOGITS_NCHW)(x)
+
+
+def build_mask_head(config: MaskRcnnNetworkConfig) -> keras.Model:
+    """Crops ``[M, R/2, R/2, C]`` → mask logits ``[M, C_all, R, R]``."""
+    size = config.mask_crop_size
+    crops = keras.Input(shape=(size, size, config.fpn_channels), name="mask_crops")
+    return keras.Model(crops, mask_head(crops, config), name="mask_rcnn_mask_head")
 
 
 @dataclass

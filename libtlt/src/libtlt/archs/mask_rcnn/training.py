@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
 
 from libtlt.archs.mask_rcnn import anchors as anchor_ops
@@ -121,3 +122,55 @@ def anchor_count(network: MaskRcnnNetwork) -> int:
     """K, the anchors of all levels (the length of the concatenated RPN outputs)."""
     per_level = anchor_ops.multilevel_anchors(network.config.image_hw, network.config.anchors)
     return int(sum(np.shape(a)[0] for a in per_level.values()))
+
+
+class MaskRcnnTrainer(keras.Model):
+    """What ``fit`` trains: :func:`training_losses` on the network view of the saved inference model (inputs: the
+    data pipeline's dict), the five terms tracked as metrics and the layers' regularization added. Never saved."""
+
+    def __init__(self, network: MaskRcnnNetwork, config: TrainingConfig, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(name="mask_rcnn_trainer", **kwargs)
+        self.network = network
+        self.rpn_model, self.box_model, self.mask_model = network.models  # tracked: their weights are trained
+        self.config = config
+        self.seed = int(seed)
+        self.draws = self.add_weight(name="draws", shape=(), dtype="int64", initializer="zeros", trainable=False)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in loss_ops.LOSS_NAMES}
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        import tensorflow as tf
+
+        from libtlt.archs.mask_rcnn.data import GT_BOXES, GT_CLASSES, GT_MASKS, IMAGES
+
+        self.draws.assign_add(1)
+        seed = tf.stack([tf.constant(self.seed, tf.int32), tf.cast(self.draws, tf.int32)])
+        return training_losses(self.network, inputs[IMAGES], inputs[GT_BOXES], inputs[GT_CLASSES], inputs[GT_MASKS],
+                               self.config, seed, training=training)
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [*super().metrics, *self.trackers.values()]
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        import tensorflow as tf
+
+        for name, tracker in self.trackers.items():
+            tracker.update_state(y_pred[name])
+        total = y_pred["total_loss"]
+        if self.losses:
+            total += tf.add_n([tf.cast(loss, tf.float32) for loss in self.losses])
+        return total
+
+
+def saving_view(model: keras.Model) -> Any:
+    """The checkpoint view of a trainer: the inference ``model`` (same weights), compiled with the trainer's
+    optimizer so that a checkpoint holds the optimizer state a resumed run needs."""
+
+    def view(trainer: Any) -> tuple[keras.Model, dict[str, Any]]:
+        optimizer = getattr(trainer, "optimizer", None)
+        if optimizer is not None and getattr(model, "optimizer", None) is not optimizer:
+            model.compile(optimizer=optimizer)
+        return model, {}
+
+    return view
