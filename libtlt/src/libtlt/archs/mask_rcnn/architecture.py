@@ -8,7 +8,7 @@ which is what checkpoints save. TAO counts MaskRCNN's training in steps: one tlt
 (COCO bbox and segm AP on ``validation_file_pattern`` against ``val_json_file``) come every ``num_steps_per_eval``
 steps; the run is rounded up to whole intervals. The learning rate is TAO's linear warm-up then
 ``init_learning_rate × learning_rate_decay_levels[k]`` from ``learning_rate_steps[k]`` (tlt-train's ``warmup_step``),
-SGD with ``momentum``, L2 (or L1)
+SGD with ``momentum`` and ``global_gradient_clip_ratio`` (global-norm clipping; 0 = none), L2 (or L1)
 on convolution and dense kernels, never on batch normalization.
 """
 
@@ -196,7 +196,9 @@ class MaskRcnnArchitecture:
         pretrained = exp.pruned_model_path or exp.checkpoint or None
         return TrainPlan(model_name=f"{self.name}_resnet{exp.maskrcnn_config.nlayers}", epochs=epochs,
                          batch_size_per_gpu=int(exp.train_batch_size) or 2, optimizer="sgd",
-                         optimizer_params={"momentum": _f(exp.momentum)}, lr_schedule="warmup_step",
+                         optimizer_params={"momentum": _f(exp.momentum),
+                                           "global_clipnorm": _f(exp.global_gradient_clip_ratio)},
+                         lr_schedule="warmup_step",
                          lr_params=lr_params, regularizer=regularizer, regularizer_weight=weight,
                          regularizer_scope=REGULARIZER_SCOPE if regularizer else (), checkpoint_interval=1,
                          pretrained_model_path=pretrained, load_graph=bool(exp.pruned_model_path),

@@ -216,7 +216,7 @@ def _validate_schedule(spec: LoadedSpec[pb.Experiment], exp: pb.Experiment) -> N
         raise spec.error("warmup_steps", f"must not exceed total_steps ({exp.total_steps}), got {exp.warmup_steps}")
     if not 0.0 <= exp.momentum < 1.0:
         raise spec.error("momentum", f"must be in [0, 1), got {exp.momentum:g}")
-    for field in ("l1_weight_decay", "l2_weight_decay", "warmup_learning_rate"):
+    for field in ("l1_weight_decay", "l2_weight_decay", "warmup_learning_rate", "global_gradient_clip_ratio"):
         if getattr(exp, field) < 0:
             raise spec.error(field, f"must be >= 0, got {getattr(exp, field):g}")
     if exp.HasField("init_learning_rate") and exp.init_learning_rate <= 0:

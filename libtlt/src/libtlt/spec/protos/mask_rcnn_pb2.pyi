@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Experiment(_message.Message):
-    __slots__ = ("seed", "use_amp", "warmup_steps", "checkpoint", "learning_rate_steps", "learning_rate_decay_levels", "total_steps", "train_batch_size", "eval_batch_size", "num_steps_per_eval", "momentum", "l2_weight_decay", "warmup_learning_rate", "init_learning_rate", "skip_checkpoint_variables", "data_config", "maskrcnn_config", "l1_weight_decay", "pruned_model_path")
+    __slots__ = ("seed", "use_amp", "warmup_steps", "checkpoint", "learning_rate_steps", "learning_rate_decay_levels", "total_steps", "train_batch_size", "eval_batch_size", "num_steps_per_eval", "momentum", "l2_weight_decay", "warmup_learning_rate", "init_learning_rate", "skip_checkpoint_variables", "data_config", "maskrcnn_config", "l1_weight_decay", "pruned_model_path", "global_gradient_clip_ratio")
     SEED_FIELD_NUMBER: _ClassVar[int]
     USE_AMP_FIELD_NUMBER: _ClassVar[int]
     WARMUP_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Experiment(_message.Message):
     MASKRCNN_CONFIG_FIELD_NUMBER: _ClassVar[int]
     L1_WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
     PRUNED_MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_GRADIENT_CLIP_RATIO_FIELD_NUMBER: _ClassVar[int]
     seed: int
     use_amp: bool
     warmup_steps: int
@@ -45,7 +46,8 @@ class Experiment(_message.Message):
     maskrcnn_config: MaskRCNNConfig
     l1_weight_decay: float
     pruned_model_path: str
-    def __init__(self, seed: _Optional[int] = ..., use_amp: _Optional[bool] = ..., warmup_steps: _Optional[int] = ..., checkpoint: _Optional[str] = ..., learning_rate_steps: _Optional[str] = ..., learning_rate_decay_levels: _Optional[str] = ..., total_steps: _Optional[int] = ..., train_batch_size: _Optional[int] = ..., eval_batch_size: _Optional[int] = ..., num_steps_per_eval: _Optional[int] = ..., momentum: _Optional[float] = ..., l2_weight_decay: _Optional[float] = ..., warmup_learning_rate: _Optional[float] = ..., init_learning_rate: _Optional[float] = ..., skip_checkpoint_variables: _Optional[str] = ..., data_config: _Optional[_Union[DataConfig, _Mapping]] = ..., maskrcnn_config: _Optional[_Union[MaskRCNNConfig, _Mapping]] = ..., l1_weight_decay: _Optional[float] = ..., pruned_model_path: _Optional[str] = ...) -> None: ...
+    global_gradient_clip_ratio: float
+    def __init__(self, seed: _Optional[int] = ..., use_amp: _Optional[bool] = ..., warmup_steps: _Optional[int] = ..., checkpoint: _Optional[str] = ..., learning_rate_steps: _Optional[str] = ..., learning_rate_decay_levels: _Optional[str] = ..., total_steps: _Optional[int] = ..., train_batch_size: _Optional[int] = ..., eval_batch_size: _Optional[int] = ..., num_steps_per_eval: _Optional[int] = ..., momentum: _Optional[float] = ..., l2_weight_decay: _Optional[float] = ..., warmup_learning_rate: _Optional[float] = ..., init_learning_rate: _Optional[float] = ..., skip_checkpoint_variables: _Optional[str] = ..., data_config: _Optional[_Union[DataConfig, _Mapping]] = ..., maskrcnn_config: _Optional[_Union[MaskRCNNConfig, _Mapping]] = ..., l1_weight_decay: _Optional[float] = ..., pruned_model_path: _Optional[str] = ..., global_gradient_clip_ratio: _Optional[float] = ...) -> None: ...
 
 class DataConfig(_message.Message):
     __slots__ = ("image_size", "augment_input_data", "eval_samples", "training_file_pattern", "validation_file_pattern", "val_json_file", "num_classes", "skip_crowd_during_training", "prefetch_buffer_size", "shuffle_buffer_size", "n_workers", "max_num_instances")
