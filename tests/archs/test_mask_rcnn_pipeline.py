@@ -43,7 +43,7 @@ def test_flat_model_outputs_equal_the_reference_and_survive_a_tlt_round_trip(tmp
     images = np.random.default_rng(0).normal(size=(2, 3, SIZE, SIZE)).astype(np.float32)
     detections, masks = model.predict_on_batch(images)
     assert detections.shape == (2, 12, 6) and masks.shape == (2, 12, 4, 14, 14)
-    assert 0.0 <= masks.min() and masks.max() <= 1.0  # probabilities, as TAO's deployed mask output
+    assert masks.min() >= 0.0 and masks.max() <= 1.0  # probabilities, as TAO's deployed mask output
     ref_detections, ref_masks = detect(network_view(model, config), images, inference)  # NumPy NMS and decode
     np.testing.assert_allclose(detections, ref_detections, atol=1e-4)
     np.testing.assert_allclose(masks, ref_masks, atol=1e-5)
