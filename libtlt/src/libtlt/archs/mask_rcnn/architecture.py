@@ -26,6 +26,7 @@ import numpy as np
 
 from libtlt.archs.mask_rcnn import data as mdata
 from libtlt.archs.mask_rcnn import validation
+from libtlt.errors import DataError
 from libtlt.registry import INSTANCE_SEGMENTER, EvaluationImage, InferenceSetup, TrainingData, TrainPlan
 
 #: Layer types the spec's weight decay applies to (not BatchNormalization: §2 "L2/L1 weight decay (not on BN)").
@@ -102,10 +103,6 @@ class MaskRcnnArchitecture:
 
     def validate(self, spec: Any) -> None:
         validation.validate(spec)
-        config = spec.message.maskrcnn_config
-        if spec.message.HasField("data_config") and config.max_level > 6:
-            raise spec.error("maskrcnn_config.max_level", f"the feature pyramid stops at level 6, got "
-                                                          f"{config.max_level}")
 
     # ---------------------------------------------------------------------------------------- configurations
     def num_classes(self, spec: Any) -> int:
@@ -260,7 +257,7 @@ class MaskRcnnArchitecture:
         pattern = _required(spec, "data_config.training_file_pattern")
         try:
             files = mdata.record_files(pattern)
-        except Exception as err:
+        except DataError as err:
             raise spec.error("data_config.training_file_pattern", str(err)) from None
         every, _ = self.interval(spec)
         ds = mdata.training_dataset(files, self.pipeline_config(spec), batch_size=batch_size, seed=seed or 0,
@@ -297,7 +294,7 @@ class MaskRcnnArchitecture:
         pattern = _required(spec, "data_config.validation_file_pattern")
         try:
             files = mdata.record_files(pattern)
-        except Exception as err:
+        except DataError as err:
             raise spec.error("data_config.validation_file_pattern", str(err)) from None
         size = batch_size or int(spec.message.eval_batch_size) or 4
         limit = int(spec.message.data_config.eval_samples) or None
