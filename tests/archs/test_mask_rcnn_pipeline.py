@@ -217,3 +217,48 @@ def test_bad_literal_and_size_name_the_field() -> None:
     assert err.value.location is not None and f"<spec>:{line}:" in str(err.value.location)
     with pytest.raises(SpecError, match="multiples of 64"):
         _spec(**{'image_size: "(832, 1344)"': 'image_size: "(800, 1344)"'})
+
+
+# ------------------------------------------------------------------------------------------------------ decoding
+
+
+def test_a_perfect_prediction_decodes_to_coco_ap_1(tmp_path: Path) -> None:
+    """Network outputs made from the ground truth (boxes scaled into the padded 128×128 input, masks cropped to their
+    boxes at 56×56) → decode_instances (boxes back to the original 96×64 pixels, masks pasted there) → pycocotools:
+    AP 1.0 for bbox and for segm."""
+    from types import SimpleNamespace
+
+    from pycocotools import mask as mask_api
+
+    from libtlt.archs.mask_rcnn.evaluation import coco_results
+    from libtlt.metrics.coco import coco_stats
+    from libtlt.samples import generate_coco_dataset
+
+    sample = generate_coco_dataset(tmp_path / "coco", split="val", num_images=3, seed=9, objects_per_image=(2, 3))
+    truth = json.loads(sample.annotation_file.read_text())
+    arch = get_architecture("mask_rcnn")
+    text = arch.sample_spec(SimpleNamespace(train="x", val="x", root=str(tmp_path), annotations=sample.annotation_file))
+    spec = load_spec_text(text.replace("mrcnn_resolution: 14", "mrcnn_resolution: 56"), arch.spec_message(),
+                          name="<spec>")
+    arch.validate(spec)
+    d, c, r = 20, 4, 56
+    detections: list[dict[str, Any]] = []
+    for image in truth["images"]:
+        width, height = image["width"], image["height"]
+        scale = mdata.resize_scale(height, width, (128, 128))
+        rows = np.zeros((1, d, 6), np.float32)
+        probs = np.zeros((1, d, c, r, r), np.float32)
+        for k, a in enumerate(x for x in truth["annotations"] if x["image_id"] == image["id"]):
+            x, y, w, h = a["bbox"]
+            rows[0, k] = [y * scale, x * scale, (y + h) * scale, (x + w) * scale, a["category_id"], 0.9 - 0.1 * k]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                full = mask_api.decode(mask_api.merge(mask_api.frPyObjects(a["segmentation"], height, width)))
+            probs[0, k, a["category_id"]] = crop_gt_masks(full[None], np.array([[y, x, y + h, x + w]]), r)[0]
+        [found] = arch.decode_instances(spec, {"generate_detections": rows, "mask_fcn_probs": probs},
+                                        [(width, height)])
+        assert found.masks.shape[1:] == (height, width)
+        detections += coco_results(image["id"], found)
+    assert coco_stats(truth, detections, "bbox")["AP"] == pytest.approx(1.0)
+    segm = coco_stats(truth, detections, "segm")
+    assert segm["AP"] == pytest.approx(1.0), segm
