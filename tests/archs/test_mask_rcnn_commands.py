@@ -110,3 +110,25 @@ def test_a_size_not_divisible_by_two_to_the_max_level_exits_2_at_the_field(tmp_p
     assert len(message) == 1 and f"{spec}:{line}:" in message[0] and "image_size" in message[0], done.stderr
     assert "multiples of 32" in message[0]
     assert not (tmp_path / "results" / "weights").exists()
+
+
+@pytest.mark.slow
+def test_pruned_model_retrains_from_pruned_model_path(trained: dict[str, Any]) -> None:
+    from libtlt.runtime.keras_model import load_tlt_model
+
+    root = trained["root"]
+    done = subprocess.run([str(BIN / "tlt-prune"), "-m", str(trained["model"]), "-o", str(root / "pruned.tlt"),
+                           "-pth", "0.95", "-k", KEY], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pruned, _ = load_tlt_model(root / "pruned.tlt", KEY)
+    original, _ = load_tlt_model(trained["model"], KEY)
+    assert pruned.count_params() < original.count_params()
+    assert pruned.get_layer("mask_fcn_logits").filters == original.get_layer("mask_fcn_logits").filters  # heads kept
+    spec = root / "retrain.txt"
+    spec.write_text(trained["text"].replace("total_steps: 6", "total_steps: 3").replace("[5]", "[2]").replace(
+        "seed: 123", f'seed: 123\npruned_model_path: "{root / "pruned.tlt"}"'))
+    done = run("tlt-train", "-e", spec, "-r", root / "retrain", "-n", "retrained")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Loaded the model graph and weights of" in done.stderr
+    retrained, _ = load_tlt_model(root / "retrain" / "weights" / "retrained.tlt", KEY)
+    assert retrained.count_params() == pruned.count_params()
