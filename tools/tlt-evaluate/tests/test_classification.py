@@ -189,6 +189,7 @@ def test_bad_spec_value_names_the_field(tmp_path: Path) -> None:
 
 
 def test_other_and_unknown_architectures() -> None:
-    assert one_error_line(invoke("mask_rcnn", "-e", "spec.txt")) == "Error: spec.txt: spec file not found"  # served
+    served = invoke("mask_rcnn", "-e", "spec.txt", "-m", "x.tlt", "-k", "k")  # MaskRCNN reaches its spec
+    assert one_error_line(served) == "Error: spec.txt: spec file not found"
     result = invoke("nosuchnet", "-e", "spec.txt")
     assert result.exit_code == 2 and "unknown architecture 'nosuchnet'" in result.output

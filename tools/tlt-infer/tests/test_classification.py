@@ -157,4 +157,5 @@ def test_help_and_other_architectures() -> None:
     for flag in ("-m, --model", "-i, --image", "-d, --image_dir", "-b, --batch_size", "-k, --key",
                  "-cm, --class_map"):
         assert flag in result.output
-    assert one_error_line(invoke("mask_rcnn", "-e", "spec.txt")) == "Error: spec.txt: spec file not found"  # served
+    served = invoke("mask_rcnn", "-e", "spec.txt", "-m", "x.tlt", "-k", "k")  # MaskRCNN reaches its spec
+    assert one_error_line(served) == "Error: spec.txt: spec file not found"
