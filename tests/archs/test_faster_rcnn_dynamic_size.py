@@ -137,15 +137,6 @@ def test_the_network_runs_at_any_size_and_export_and_calibration_refuse(root: Pa
     assert err.value.field == field
 
 
-def test_an_engine_block_needs_a_fixed_size(root: Path) -> None:
-    text = (root / "spec.txt").read_text(encoding="utf-8").replace(
-        "  evaluation_config {\n", "  evaluation_config {\n    trt_evaluation { trt_engine: 'model.engine' }\n")
-    spec = load_spec_text(text, pb.Experiment, name="dynamic.txt")
-    with pytest.raises(SpecError, match="cannot be exported") as err:
-        get_architecture("faster_rcnn").validate(spec)
-    assert err.value.field == "training_config.evaluation_config.trt_evaluation"
-
-
 def test_qat_needs_a_fixed_size(root: Path) -> None:
     text = (root / "spec.txt").read_text(encoding="utf-8").replace("  num_epochs: 1\n",
                                                                   "  num_epochs: 1\n  enable_qat: True\n")

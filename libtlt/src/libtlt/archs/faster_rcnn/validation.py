@@ -382,7 +382,6 @@ def _validate_inference(spec: LoadedSpec[pb.Experiment], config: pb.InferenceCon
         raise spec.error(f"{path}.classifier_nms_max_boxes", "must be > 0, got 0")
     _validate_batch(spec, config, path, dynamic)
     if config.HasField("trt_inference"):
-        _no_engine_if_dynamic(spec, f"{path}.trt_inference", dynamic)
         _validate_trt(spec, config.trt_inference, f"{path}.trt_inference")
 
 
@@ -395,7 +394,6 @@ def _validate_evaluation(spec: LoadedSpec[pb.Experiment], config: pb.EvaluationC
         raise spec.error(f"{path}.classifier_nms_max_boxes", "must be > 0, got 0")
     _validate_batch(spec, config, path, dynamic)
     if config.HasField("trt_evaluation"):
-        _no_engine_if_dynamic(spec, f"{path}.trt_evaluation", dynamic)
         _validate_trt(spec, config.trt_evaluation, f"{path}.trt_evaluation")
     single, ranged = config.HasField("gt_matching_iou_threshold"), config.HasField("gt_matching_iou_threshold_range")
     if single and ranged:
@@ -412,12 +410,6 @@ def _validate_evaluation(spec: LoadedSpec[pb.Experiment], config: pb.EvaluationC
             raise spec.error(f"{where}.end", f"must be in (0, 1], got {rng.end:g}")
         if rng.end <= rng.start:
             raise spec.error(f"{where}.end", f"must be greater than start ({rng.start:g}), got {rng.end:g}")
-
-
-def _no_engine_if_dynamic(spec: LoadedSpec[pb.Experiment], path: str, dynamic: bool) -> None:
-    if dynamic:
-        raise spec.error(path, "a model with a dynamic input shape (size_min) cannot be exported, so there is no "
-                               ".etlt or engine of it to run; remove this block (the .tlt runs through 'model')")
 
 
 def _validate_batch(spec: LoadedSpec[pb.Experiment], config: Any, path: str, dynamic: bool) -> None:
