@@ -515,6 +515,10 @@ def _spec_model(spec: Any, kind: str, trt_field: str) -> str | None:
         return None
     config = found[1]
     if config.HasField(trt_field):
+        if frcnn_data.input_config(spec).dynamic:
+            raise spec.error(f"{found[0]}.{trt_field}",
+                             "a model with a dynamic input size (size_min) cannot be exported, so there is no .etlt "
+                             "or engine of it to run: give -m with the .tlt (or remove this block)")
         trt = getattr(config, trt_field)
         if trt.WhichOneof("trt_infer_model") == "trt_engine":
             return str(trt.trt_engine)

@@ -221,6 +221,10 @@ def _validate_augmentation(spec: LoadedSpec[pb.Experiment], aug: common_pb2.Augm
             if pre.HasField(field) and getattr(pre, field) != expected:
                 raise spec.error(f"{where}.{field}", f"must equal the model input size_height_width "
                                                      f"({expected}), got {getattr(pre, field)}")
+    elif image.HasField("size_min") and pre.HasField("output_image_min") \
+            and pre.output_image_min != image.size_min.min:
+        raise spec.error(f"{where}.output_image_min", f"must equal the model input size_min ({image.size_min.min}), "
+                                                      f"got {pre.output_image_min}")
     channels = 1 if image.image_type == pb.GRAYSCALE else 3
     if pre.HasField("output_image_channel") and pre.output_image_channel != channels:
         raise spec.error(f"{where}.output_image_channel",
