@@ -281,10 +281,6 @@ def _validate_training(spec: LoadedSpec[pb.Experiment], training: pb.TrainingCon
     for field in ("std_scaling", "lambda_rpn_regr", "lambda_rpn_class", "lambda_cls_regr", "lambda_cls_class"):
         if getattr(training, field) <= 0:
             raise spec.error(f"{p}.{field}", f"must be > 0, got {getattr(training, field):g}")
-    if training.HasField("std_scaling") and training.std_scaling != 1.0:
-        raise spec.error(f"{p}.std_scaling", f"only 1.0 is supported, got {training.std_scaling:g}: the original "
-                         "divides the RPN's predicted deltas by it but never scales their targets, so any other value "
-                         "trains boxes that the proposal layer then shrinks or stretches")
     _validate_regr_std(spec, training)
     _validate_proposals(spec, training, p)
     _validate_regularizer(spec, training)
