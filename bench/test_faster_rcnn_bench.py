@@ -148,6 +148,46 @@ def test_learns_and_deploys(benchmark: Any, data: tuple[Path, Path], tmp_path: P
         assert abs(maps[kind] - maps["tlt"]) <= tolerance, (kind, numbers)
 
 
+DYNAMIC_EPOCHS = int(os.environ.get("FRCNN_BENCH_DYNAMIC_EPOCHS", "6"))
+#: The held-out frames of the dynamic-size run: another size and aspect ratio than the training frames'.
+DYNAMIC_VAL_SIZE = (400, 300)
+DYNAMIC_MAP_FLOOR = 0.3
+
+
+def test_learns_at_a_dynamic_input_size(benchmark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    """``size_min { min: 272 }`` (batch 1, as TAO requires): the same training frames (480×272 stay 480×272), held-out
+    frames of another shape (400×300 → 363×272) that a fixed-size model would have to squash; mAP@0.5 on them. The
+    issue's 0.5 is the fixed-size run's goal; this one shows that the dynamic-size network learns and carries over to
+    another shape (clearly above an untrained model's ~0).
+
+    Measured 2026-12-06 (2 cores shared with two other benches): 6 epochs of 240 steps, 984 s of training, mAP@0.5 on
+    the 400×300 frames 0.456, RPN recall 0.74 (car 0.94, cyclist 0.86, person 0.42)."""
+    train, _ = data
+    val = generated_kitti_records(tmp_path / "val_other_size", 60, 1004, width=DYNAMIC_VAL_SIZE[0],
+                                  height=DYNAMIC_VAL_SIZE[1])
+    text = spec_text(train, val, DYNAMIC_EPOCHS)
+    for old, new in ((f"size_height_width {{\n      height: {HEIGHT}\n      width: {WIDTH}\n    }}",
+                      f"size_min {{\n      min: {HEIGHT}\n    }}"), (f"batch_size_per_gpu: {BATCH}", "batch_size_per_gpu: 1")):
+        assert old in text, old
+        text = text.replace(old, new)
+    spec = tmp_path / "spec.txt"
+    spec.write_text(text, encoding="utf-8")
+    numbers: dict[str, Any] = {"frames": FRAMES, "epochs": DYNAMIC_EPOCHS, "size_min": HEIGHT, "batch": 1,
+                               "validation_size": "x".join(map(str, DYNAMIC_VAL_SIZE))}
+
+    def train_once() -> None:
+        started = time.perf_counter()
+        run(BIN / "tlt-train", NAME, "-e", spec, "-r", tmp_path / "results", "-n", "model")
+        numbers["train_seconds"] = round(time.perf_counter() - started, 1)
+
+    benchmark.pedantic(train_once, rounds=1, iterations=1)
+    report = evaluate(spec, tmp_path / "results" / "weights" / "model.tlt", tmp_path / "ev")
+    numbers.update(mAP=round(float(report["mean_average_precision"]), 4), rpn_recall=report["rpn_recall"])
+    benchmark.extra_info.update(numbers)
+    print(f"\n{NAME} size_min: {json.dumps(numbers)}")
+    assert numbers["mAP"] >= DYNAMIC_MAP_FLOOR, numbers
+
+
 def fastest(call: Any, rounds: int = 5) -> float:
     call()
     best = float("inf")

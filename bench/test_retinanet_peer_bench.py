@@ -28,6 +28,17 @@ tlt-train's pipeline, 4.90 on one in-memory batch, peer 5.68: 0.77 / 0.86 (not m
 peer 11.11 (TLT's ResNet keeps stage 4 at stride 16), so per operation ours is 1.08×. Inference: ours 8.43 images/s
 (Keras + NumPy NMS), 15.62 (FP32 .etlt in onnxruntime), peer 18.43: 0.46 / 0.85 (not met). docs/retinanet.md.
 
+The same backbone (2026-12-06): keras-hub's RetinaNet also runs on ours (``peer_same_backbone``: TLT's ResNet10 template
+and our ``expand_conv1`` as its image encoder, 13.54 GFLOPs per image against our 13.93), so that the comparison is
+of the detection parts, as the issue asks ("of the same backbone and input size"). One run with 160 frames and 3
+epochs (``RETINANET_PEER_FRAMES=160 RETINANET_PEER_EPOCHS=3``), on 2 cores shared with two other jobs (absolute
+numbers low, ratios from interleaved fits): training ours 1.99 images/s through tlt-train's pipeline, 2.05 in
+memory, the same-backbone peer 1.94: **1.03 / 1.06 (met)**; against keras-hub's own ResNet (2.31) 0.86 / 0.89 as
+before. Inference after only 60 steps (scores still near the prior, so both NMS see thousands of candidates; not
+representative): ours Keras + NumPy NMS 4.04, network alone 6.97, FP32 .etlt 4.83, same-backbone peer 4.75: 0.85 /
+1.02. The NumPy NMS of tlt-infer is 8.7× faster since this session (blocked suppression, same rows); the inference
+ratios on trained models (the 480-step run) are still to be re-measured.
+
 Run: make bench, or .venv/bin/python -m pytest bench/test_retinanet_peer_bench.py --benchmark-only -q -s
 """
 
@@ -112,12 +123,34 @@ def padded_targets(truths: list[Any]) -> dict[str, np.ndarray]:
     return {"boxes": boxes, "labels": labels}
 
 
-def peer_model(num_classes: int, total_steps: int) -> Any:
+def our_backbone_as_image_encoder() -> Any:
+    """Our backbone as a keras-hub image encoder (``inputs`` + ``pyramid_outputs``), so that the peer runs the same
+    backbone as ours: the peer's RGB [0, 1] NHWC input turned into ours (BGR − means, the 0–255 scale), TLT's ResNet10
+    detector template (stage 4 at stride 16) for P3 and P4, and our ``expand_conv1`` (3×3, stride 2, 256, ReLU) as
+    P5 — the layers our RetinaNet has before its FPN."""
+    import keras
+
+    from libtlt.backbones import build_backbone
+
+    image = keras.Input((HEIGHT, WIDTH, 3), name="peer_image")
+    means = keras.ops.convert_to_tensor(MEANS_BGR.reshape(1, 1, 1, 3))
+    ours = keras.layers.Lambda(lambda x: keras.ops.flip(x, axis=-1) * 255.0 - means, name="to_our_input")(image)
+    levels = build_backbone("resnet10", ours, tlt_template=True)
+    c5 = keras.layers.Conv2D(256, 3, strides=2, padding="same", kernel_initializer="he_normal",
+                             name="expand_conv1")(levels["P4"])
+    c5 = keras.layers.ReLU(name="expand_conv1_relu")(c5)
+    encoder = keras.Model(image, {"P3": levels["P3"], "P4": levels["P4"], "P5": c5}, name="tlt_resnet10_encoder")
+    encoder.pyramid_outputs = {"P3": levels["P3"], "P4": levels["P4"], "P5": c5}
+    return encoder
+
+
+def peer_model(num_classes: int, total_steps: int, *, same_backbone: bool = False) -> Any:
+    """keras-hub's RetinaNet on its own ResNet of our block counts, or (``same_backbone``) on ours."""
     import keras
     import keras_hub
 
     keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.ResNetBackbone(
+    backbone = our_backbone_as_image_encoder() if same_backbone else keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
         stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
         use_pre_activation=False, image_shape=(HEIGHT, WIDTH, 3))
@@ -201,20 +234,29 @@ def test_map_after_the_same_steps(benchmark: Any, spec_path: Path, tmp_path: Pat
     numbers["ours_mAP"] = round(float(evaluate_model(arch, model, spec).mean_average_precision), 4)
 
     images, truths = frames(arch, spec, training=True)
-    peer = peer_model(len(classes), steps)
-    started = time.perf_counter()
-    benchmark.pedantic(lambda: peer.fit(to_peer_images(images), padded_targets(truths), batch_size=BATCH,
-                                        epochs=EPOCHS, shuffle=True, verbose=0), rounds=1, iterations=1)
-    numbers["peer_train_seconds"] = round(time.perf_counter() - started, 1)
-    evaluator, predict = arch.evaluator(spec, classes), peer_predictor(peer)
-    for batch, batch_truths in arch.evaluation_batches(spec, batch_size=BATCH):
-        found = {k: np.asarray(v) for k, v in predict(to_peer_images(batch)).items()}
-        for row, truth in enumerate(batch_truths):
-            count = int(found["num_detections"][row])
-            evaluator.add_image(np.asarray(found["boxes"][row, :count]), np.asarray(found["confidence"][row, :count]),
-                                np.asarray(found["labels"][row, :count]).astype(int), truth.boxes, truth.class_ids)
-    TRAINED["peer"] = peer
-    numbers["peer_mAP"] = round(float(evaluator.result().mean_average_precision), 4)
+    for name, same_backbone in (("peer", False), ("peer_same_backbone", True)):
+        peer = peer_model(len(classes), steps, same_backbone=same_backbone)
+        started = time.perf_counter()
+
+        def fit(model: Any = peer) -> None:
+            model.fit(to_peer_images(images), padded_targets(truths), batch_size=BATCH, epochs=EPOCHS, shuffle=True,
+                      verbose=0)
+
+        if same_backbone:
+            fit()
+        else:
+            benchmark.pedantic(fit, rounds=1, iterations=1)
+        numbers[f"{name}_train_seconds"] = round(time.perf_counter() - started, 1)
+        evaluator, predict = arch.evaluator(spec, classes), peer_predictor(peer)
+        for batch, batch_truths in arch.evaluation_batches(spec, batch_size=BATCH):
+            found = {k: np.asarray(v) for k, v in predict(to_peer_images(batch)).items()}
+            for row, truth in enumerate(batch_truths):
+                count = int(found["num_detections"][row])
+                evaluator.add_image(np.asarray(found["boxes"][row, :count]),
+                                    np.asarray(found["confidence"][row, :count]),
+                                    np.asarray(found["labels"][row, :count]).astype(int), truth.boxes, truth.class_ids)
+        TRAINED[name] = peer
+        numbers[f"{name}_mAP"] = round(float(evaluator.result().mean_average_precision), 4)
     benchmark.extra_info.update(numbers)
     print(f"\nretinanet vs keras-hub after {steps} steps: {json.dumps(numbers)}")
 
@@ -229,6 +271,7 @@ def test_training_speed_against_keras_hub(benchmark: Any, spec_path: Path) -> No
     ours = arch.build(spec)
     ours.compile(optimizer=keras.optimizers.Adam(1e-4), loss=arch.loss(spec))
     peer = peer_model(len(arch.class_names(spec)), 1000)
+    same = peer_model(len(arch.class_names(spec)), 1000, same_backbone=True)
     pipeline = arch.training_data(spec, batch_size=BATCH, seed=0).train
     one_batch = tf.data.Dataset.from_tensors(next(iter(pipeline))).repeat()
     peer_batch = tf.data.Dataset.from_tensors(
@@ -236,15 +279,22 @@ def test_training_speed_against_keras_hub(benchmark: Any, spec_path: Path) -> No
     seconds = best_fit_seconds({
         "ours_pipeline": lambda steps: ours.fit(pipeline, steps_per_epoch=steps, epochs=1, verbose=0),
         "ours_in_memory": lambda steps: ours.fit(one_batch, steps_per_epoch=steps, epochs=1, verbose=0),
-        "peer_in_memory": lambda steps: peer.fit(peer_batch, steps_per_epoch=steps, epochs=1, verbose=0)})
+        "peer_in_memory": lambda steps: peer.fit(peer_batch, steps_per_epoch=steps, epochs=1, verbose=0),
+        "peer_same_backbone_in_memory": lambda steps: same.fit(peer_batch, steps_per_epoch=steps, epochs=1,
+                                                               verbose=0)})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     numbers = {
-        "params": {"ours": ours.count_params(), "peer": peer.count_params()},
-        "gflops_per_image": {"ours": gflops(ours, (3, HEIGHT, WIDTH)), "peer": gflops(peer, (HEIGHT, WIDTH, 3))},
+        "params": {"ours": ours.count_params(), "peer": peer.count_params(), "peer_same_backbone": same.count_params()},
+        "gflops_per_image": {"ours": gflops(ours, (3, HEIGHT, WIDTH)), "peer": gflops(peer, (HEIGHT, WIDTH, 3)),
+                             "peer_same_backbone": gflops(same, (HEIGHT, WIDTH, 3))},
         "training_images_per_s": {k: round(SPEED_STEPS * BATCH / v, 2) for k, v in seconds.items()},
         "training_ratio_pipeline_to_peer": round(seconds["peer_in_memory"] / seconds["ours_pipeline"], 2),
-        "training_ratio_in_memory": round(seconds["peer_in_memory"] / seconds["ours_in_memory"], 2)}
-    numbers["goal_met"] = bool(numbers["training_ratio_pipeline_to_peer"] >= 1.0)
+        "training_ratio_in_memory": round(seconds["peer_in_memory"] / seconds["ours_in_memory"], 2),
+        "training_ratio_pipeline_to_same_backbone_peer": round(
+            seconds["peer_same_backbone_in_memory"] / seconds["ours_pipeline"], 2),
+        "training_ratio_in_memory_same_backbone": round(
+            seconds["peer_same_backbone_in_memory"] / seconds["ours_in_memory"], 2)}
+    numbers["goal_met"] = bool(numbers["training_ratio_pipeline_to_same_backbone_peer"] >= 1.0)
     benchmark.extra_info.update(numbers)
     print(f"\nretinanet vs keras-hub training, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")
 
@@ -268,6 +318,7 @@ def test_inference_speed_against_keras_hub(benchmark: Any, spec_path: Path, tmp_
         return detect(dict(zip(names, ours.predict_on_batch(batch), strict=True)))
 
     peer_predict = peer_predictor(peer)
+    same_predict = peer_predictor(TRAINED["peer_same_backbone"])
     etlt = tmp_path / "fp32.etlt"
     subprocess.run([str(BIN / "tlt-export"), "retinanet", "-m", str(TRAINED["ours_path"]), "-e", str(spec_path),
                     "-o", str(etlt), "-k", KEY], check=True, capture_output=True, timeout=1800)
@@ -278,11 +329,16 @@ def test_inference_speed_against_keras_hub(benchmark: Any, spec_path: Path, tmp_
                                   providers=["CPUExecutionProvider"])
     feed = {engine.get_inputs()[0].name: batch}
     infer = {"ours": fastest(ours_inference), "ours_onnx_fp32_with_nms": fastest(lambda: engine.run(None, feed)),
-             "peer": fastest(lambda: peer_predict(peer_input))}
+             "ours_network_only": fastest(lambda: ours.predict_on_batch(batch)),
+             "peer": fastest(lambda: peer_predict(peer_input)),
+             "peer_same_backbone": fastest(lambda: same_predict(peer_input))}
     benchmark.pedantic(ours_inference, rounds=1, iterations=1)
     numbers = {"inference_images_per_s": {k: round(BATCH / v, 2) for k, v in infer.items()},
                "inference_ratio": round(infer["peer"] / infer["ours"], 2),
-               "inference_ratio_onnx": round(infer["peer"] / infer["ours_onnx_fp32_with_nms"], 2)}
-    numbers["goal_met"] = bool(numbers["inference_ratio"] >= 1.0)
+               "inference_ratio_onnx": round(infer["peer"] / infer["ours_onnx_fp32_with_nms"], 2),
+               "inference_ratio_same_backbone": round(infer["peer_same_backbone"] / infer["ours"], 2),
+               "inference_ratio_onnx_same_backbone": round(
+                   infer["peer_same_backbone"] / infer["ours_onnx_fp32_with_nms"], 2)}
+    numbers["goal_met"] = bool(numbers["inference_ratio_same_backbone"] >= 1.0)
     benchmark.extra_info.update(numbers)
     print(f"\nretinanet vs keras-hub inference, resnet10 {WIDTH}x{HEIGHT} batch {BATCH}: {json.dumps(numbers)}")

@@ -145,6 +145,39 @@ def test_rpn_recall_counts_ground_truth_covered_by_a_proposal() -> None:
     assert result.classes["a"].num_ground_truth == 2
 
 
+def test_an_iou_range_averages_ap_over_its_thresholds() -> None:
+    """One box of class a at IoU 0.64 with its ground truth, one exact box of class b: at IoU 0.5..0.6 both classes
+    have AP 1, from 0.65 up class a has AP 0 (its detection is a false positive and the box a miss)."""
+    from libtlt.archs.faster_rcnn.architecture import RpnRecallEvaluator, iou_range
+
+    assert iou_range(0.5, 0.05, 1.0) == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    assert iou_range(0.5, 0.1, 0.75) == [0.5, 0.6, 0.7] and iou_range(0.5, 0.5, 0.6) == [0.5]
+    evaluator = RpnRecallEvaluator(["a", "b"], iou_thresholds=iou_range(0.5, 0.05, 1.0), mode="INTEGRATE")
+    truth = np.array([[0, 0, 100, 100], [200, 200, 250, 250]], float)
+    detections = np.array([[0, 0, 100, 64], [200, 200, 250, 250]], float)  # IoU 0.64 and 1.0
+    evaluator.add_image(detections, [0.9, 0.8], [0, 1], truth, [0, 1])
+    result = evaluator.result()
+    assert result.classes["a"].average_precision == pytest.approx(3 / 10)  # AP 1 at 0.5, 0.55, 0.6
+    assert result.classes["b"].average_precision == pytest.approx(1.0)
+    assert result.mean_average_precision == pytest.approx(0.65)
+    per_iou = result.extra["mAP_per_iou"]
+    assert list(per_iou) == ["0.5", "0.55", "0.6", "0.65", "0.7", "0.75", "0.8", "0.85", "0.9", "0.95"]
+    assert [per_iou[k] for k in ("0.6", "0.65")] == [1.0, 0.5]
+    assert result.classes["a"].num_true_positives == 1  # counts and curves are those at the first threshold
+    single = RpnRecallEvaluator(["a", "b"], iou_thresholds=0.7, mode="INTEGRATE")
+    single.add_image(detections, [0.9, 0.8], [0, 1], truth, [0, 1])
+    assert single.result().mean_average_precision == 0.5 and "mAP_per_iou" not in single.result().extra
+
+
+def test_the_spec_chooses_one_iou_or_a_range() -> None:
+    spec = load(spec_text() + "evaluation_config { gt_matching_iou_threshold_range { start: 0.5 step: 0.1 "
+                              "end: 0.8 } }\n")
+    assert [iou for iou, _ in ARCH.evaluator(spec, ["a"]).per_iou] == [0.5, 0.6, 0.7]
+    spec = load(spec_text() + "evaluation_config { gt_matching_iou_threshold: 0.7 }\n")
+    assert [iou for iou, _ in ARCH.evaluator(spec, ["a"]).per_iou] == [0.7]
+    assert [iou for iou, _ in ARCH.evaluator(load(spec_text()), ["a"]).per_iou] == [0.5]
+
+
 def test_occluded_ground_truth_is_difficult_unless_the_spec_says_otherwise(root: Path) -> None:
     """The same detections (every visible box, none of the occluded ones) on every generated frame: with
     ``gt_occluded_as_difficult`` (default) the occluded boxes are no misses, AP 1; with ``false`` they count."""

@@ -236,6 +236,21 @@ def test_rpn_targets_follow_the_ground_truth_in_taos_layout(root: Path) -> None:
     assert positives > 0
 
 
+def test_std_scaling_multiplies_the_rpn_regression_targets(root: Path) -> None:
+    """The manual's "scaling factor to multiply by for the RPN regression loss": the same frames and samples, targets
+    ×4 (the proposal layer divides the predictions by the same factor); the labels and weights are unchanged."""
+    plain = take(D.training_dataset(load(spec_text(root)), batch_size=BATCH, seed=3)[0], 1)[0][1]
+    scaled_spec = load(spec_text(root).replace("  rpn_mini_batch: 64", "  rpn_mini_batch: 64\n  std_scaling: 4.0"))
+    assert D.rpn_target_config(scaled_spec).std_scaling == 4.0
+    scaled = take(D.training_dataset(scaled_spec, batch_size=BATCH, seed=3)[0], 1)[0][1]
+    a = D.rpn_target_config(scaled_spec).num_anchors
+    np.testing.assert_array_equal(scaled["rpn_out_class"], plain["rpn_out_class"])
+    np.testing.assert_array_equal(scaled["rpn_out_regress"][..., :4 * a], plain["rpn_out_regress"][..., :4 * a])
+    np.testing.assert_allclose(scaled["rpn_out_regress"][..., 4 * a:], 4.0 * plain["rpn_out_regress"][..., 4 * a:],
+                               rtol=1e-6)
+    assert np.abs(plain["rpn_out_regress"][..., 4 * a:]).max() > 0
+
+
 def test_ground_truth_rows_are_padded_and_match_the_labels(root: Path) -> None:
     labels = label_boxes(root)
     ds, _, _ = D.training_dataset(load(spec_text(root, **NO_AUGMENT)), batch_size=BATCH, seed=0)

@@ -137,6 +137,25 @@ def test_the_network_runs_at_any_size_and_export_and_calibration_refuse(root: Pa
     assert err.value.field == field
 
 
+def test_a_spec_engine_needs_a_fixed_size_and_the_preprocessing_minimum_the_model_s(root: Path) -> None:
+    text = (root / "spec.txt").read_text(encoding="utf-8").replace(
+        "  evaluation_config {\n", "  evaluation_config {\n    trt_evaluation { trt_engine: 'model.engine' }\n")
+    spec = load_spec_text(text, pb.Experiment, name="dynamic.txt")
+    arch = get_architecture("faster_rcnn")
+    arch.validate(spec)  # a leftover block does not stop training or a -m run
+    with pytest.raises(SpecError, match="cannot be exported") as err:
+        arch.evaluation_model(spec)
+    assert err.value.field == "training_config.evaluation_config.trt_evaluation"
+    text = (root / "spec.txt").read_text(encoding="utf-8").replace("      output_image_channel: 3\n",
+                                                                  "      output_image_channel: 3\n"
+                                                                  "      output_image_min: 200\n")
+    with pytest.raises(SpecError, match="size_min") as err:
+        arch.validate(load_spec_text(text, pb.Experiment, name="dynamic.txt"))
+    assert err.value.field.endswith("preprocessing.output_image_min")
+    arch.validate(load_spec_text(text.replace("output_image_min: 200", f"output_image_min: {MIN_SIDE}"),
+                                 pb.Experiment, name="dynamic.txt"))
+
+
 def test_qat_needs_a_fixed_size(root: Path) -> None:
     text = (root / "spec.txt").read_text(encoding="utf-8").replace("  num_epochs: 1\n",
                                                                   "  num_epochs: 1\n  enable_qat: True\n")

@@ -540,3 +540,42 @@ def test_unpack_batched_rejects_mismatched_shapes(bad: str) -> None:
                    "scores": np.zeros((2, 4), np.float32), "classes": np.zeros((2, 5, 1), np.float32)}[bad]
     with pytest.raises(ValueError, match="expected N counts"):
         unpack_batched(**arrays)
+
+
+def _one_box_at_a_time(corners: np.ndarray, scores: np.ndarray, config: NmsConfig) -> list[int]:
+    """Greedy NMS written the plain way (sort all, cut to top_k, filter, then one kept box at a time against every
+    remaining one): the oracle of the blocked ``class_nms``."""
+    order = np.argsort(-scores, kind="stable")
+    if config.top_k is not None:
+        order = order[:config.top_k]
+    order = order[scores[order] > np.float32(config.confidence_threshold)]
+    threshold = np.float32(config.clustering_iou_threshold)
+    kept: list[int] = []
+    while order.size and len(kept) < config.max_per_class:
+        best, order = order[0], order[1:]
+        kept.append(int(best))
+        b, o = corners[best], corners[order]
+        ix0, iy0 = np.maximum(b[0], o[:, 0]), np.maximum(b[1], o[:, 1])
+        ix1, iy1 = np.minimum(b[2], o[:, 2]), np.minimum(b[3], o[:, 3])
+        inter = (ix1 - ix0) * (iy1 - iy0)
+        area_b, area_o = (b[2] - b[0]) * (b[3] - b[1]), (o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1])
+        union = area_b + area_o - inter
+        overlap = (ix1 > ix0) & (iy1 > iy0) & (inter > 0) & (area_b > 0) & (area_o > 0) & (union > 0)
+        order = order[~(overlap & (inter / np.where(overlap, union, np.float32(1)) > threshold))]
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blocked_class_nms_keeps_what_one_box_at_a_time_keeps(seed: int) -> None:
+    """Several hundred candidates (more than a few blocks), ties and zero-area boxes included, with and without
+    top_k and a per-class cap."""
+    from libtlt.runtime.onnx_nms import _corners, class_nms
+
+    boxes, scores = random_inputs(seed, batch=1, anchors=700, columns=1, quantized=seed % 2 == 1)
+    boxes[0, :20, 2] = boxes[0, :20, 0]  # zero width: never suppresses nor is suppressed
+    corners = _corners(boxes[0], "xyxy")
+    for config in (NmsConfig(0.05, 0.45, 1000), NmsConfig(0.2, 0.7, 30), NmsConfig(0.0, 0.3, 500, top_k=250),
+                   NmsConfig(0.1, 1.0, 900)):
+        want = _one_box_at_a_time(corners, scores[0, :, 0], config)
+        assert class_nms(corners, scores[0, :, 0], config).tolist() == want
+        assert len(want) > 5

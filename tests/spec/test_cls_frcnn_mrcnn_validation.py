@@ -560,8 +560,6 @@ def test_faster_rcnn_minimal_valid_spec_passes(text: str) -> None:
                  "greater than classifier_min_overlap", id="classifier-max-overlap"),
     pytest.param(FRCNN, [("std_scaling: 1.0", "std_scaling: 0.0")], "training_config.std_scaling", "std_scaling",
                  "must be > 0", id="std-scaling"),
-    pytest.param(FRCNN, [("std_scaling: 1.0", "std_scaling: 2.0")], "training_config.std_scaling", "std_scaling",
-                 "only 1.0 is supported", id="std-scaling-not-1"),
     pytest.param(FRCNN, [("value: 'car'\n  }\n  target_class_mapping {\n    key: 'van'",
                           "value: 'Background'\n  }\n  target_class_mapping {\n    key: 'van'")],
                  "dataset_config.target_class_mapping[0].value", "value: 'Background'", "own last class",

@@ -146,33 +146,58 @@ def _corners(boxes: NDArray[np.float32], order: BoxOrder) -> NDArray[np.float32]
     return np.concatenate([np.minimum(xy[..., :2], xy[..., 2:]), np.maximum(xy[..., :2], xy[..., 2:])], axis=-1)
 
 
-def _suppressed(best: NDArray[np.float32], others: NDArray[np.float32], threshold: np.float32) -> NDArray[np.bool_]:
-    """Which ``others`` the kept box ``best`` suppresses, with onnxruntime's float32 arithmetic and rules."""
-    ix0 = np.maximum(best[0], others[:, 0])
-    iy0 = np.maximum(best[1], others[:, 1])
-    ix1 = np.minimum(best[2], others[:, 2])
-    iy1 = np.minimum(best[3], others[:, 3])
+def _suppressed_block(best: NDArray[np.float32], others: NDArray[np.float32],
+                      threshold: np.float32) -> NDArray[np.bool_]:
+    """``[B, M]``: which of ``others`` ``[M, 4]`` each kept box of ``best`` ``[B, 4]`` suppresses, with onnxruntime's
+    float32 arithmetic and rules (element for element the same operations as one box against the others)."""
+    b = best.T[:, :, None]  # [4, B, 1]
+    o = others.T[:, None, :]  # [4, 1, M]
+    ix0 = np.maximum(b[0], o[0])
+    iy0 = np.maximum(b[1], o[1])
+    ix1 = np.minimum(b[2], o[2])
+    iy1 = np.minimum(b[3], o[3])
     inter = (ix1 - ix0) * (iy1 - iy0)
-    area_best = (best[2] - best[0]) * (best[3] - best[1])
-    area_others = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    area_best = (b[2] - b[0]) * (b[3] - b[1])
+    area_others = (o[2] - o[0]) * (o[3] - o[1])
     union = area_best + area_others - inter
     overlapping = (ix1 > ix0) & (iy1 > iy0) & (inter > 0) & (area_best > 0) & (area_others > 0) & (union > 0)
     iou = inter / np.where(overlapping, union, np.float32(1))
     return overlapping & (iou > threshold)
 
 
+#: Candidates whose suppression of the later ones is computed together (one NumPy pass per block instead of one per
+#: kept box: the per-call overhead, not the arithmetic, dominated the greedy loop).
+NMS_BLOCK = 32
+
+
 def class_nms(corners: NDArray[np.float32], scores: NDArray[np.float32], config: NmsConfig) -> NDArray[np.intp]:
-    """Kept anchor indices of one image and class, best first."""
-    order = np.argsort(-scores, kind="stable")
+    """Kept anchor indices of one image and class, best first.
+
+    Greedy NMS over the candidates (score > threshold, best first, ties by lower anchor, at most ``top_k``). The
+    candidates are visited in blocks of :data:`NMS_BLOCK`: each block's IoU with every later live candidate is
+    computed at once (with the same float32 arithmetic as one box at a time, so the result is bit-identical), then
+    the block's boxes are walked in order, each live one kept and the later ones it overlaps killed."""
+    above = np.flatnonzero(scores > np.float32(config.confidence_threshold))
+    order = above[np.argsort(-scores[above], kind="stable")]  # ascending indices first among equal scores
     if config.top_k is not None:
         order = order[:config.top_k]
-    order = order[scores[order] > np.float32(config.confidence_threshold)]
     iou_threshold = np.float32(config.clustering_iou_threshold)
+    boxes = corners[order]
+    alive = np.ones(order.size, dtype=bool)
     kept: list[int] = []
-    while order.size and len(kept) < config.max_per_class:
-        best, order = order[0], order[1:]
-        kept.append(int(best))
-        order = order[~_suppressed(corners[best], corners[order], iou_threshold)]
+    for start in range(0, order.size, NMS_BLOCK):
+        rows = np.flatnonzero(alive[start:start + NMS_BLOCK]) + start
+        if not rows.size:
+            continue
+        later = np.flatnonzero(alive[start + 1:]) + start + 1
+        killed = _suppressed_block(boxes[rows], boxes[later], iou_threshold)  # [rows, later]
+        for row_number, row in enumerate(rows.tolist()):
+            if not alive[row]:  # killed by a box kept earlier in this block
+                continue
+            kept.append(int(order[row]))
+            if len(kept) == config.max_per_class:
+                return np.asarray(kept, dtype=np.intp)
+            alive[later[killed[row_number]]] = False
     return np.asarray(kept, dtype=np.intp)
 
 

@@ -411,14 +411,19 @@ class FasterRcnnArchitecture:
 
     def evaluator(self, spec: Any, classes: Sequence[str]) -> Any:
         """VOC AP (11-point with ``use_voc07_11point_metric``, else integrated) at ``gt_matching_iou_threshold``
-        (default 0.5), with the RPN recall of the proposals beside it; difficult boxes come with the ground truth
-        (``gt_difficult``, see ``evaluation_batches``)."""
+        (default 0.5), or at every IoU of ``gt_matching_iou_threshold_range`` (start inclusive, end exclusive: 0.5,
+        0.05, 1.0 is COCO's ten) with the mean over them, and the RPN recall of the proposals beside it; difficult
+        boxes come with the ground truth (``gt_difficult``, see ``evaluation_batches``)."""
         found = validation.section(spec.message, "evaluation")
         config = found[1] if found is not None else None
         mode = "SAMPLE" if config is not None and config.use_voc07_11point_metric else "INTEGRATE"
-        iou = _f(config.gt_matching_iou_threshold) if config is not None and \
-            config.HasField("gt_matching_iou_threshold") else 0.5
-        return RpnRecallEvaluator(classes, iou_thresholds=iou, mode=mode)
+        ious: float | list[float] = 0.5
+        if config is not None and config.HasField("gt_matching_iou_threshold"):
+            ious = _f(config.gt_matching_iou_threshold)
+        elif config is not None and config.HasField("gt_matching_iou_threshold_range"):
+            rng = config.gt_matching_iou_threshold_range
+            ious = iou_range(_f(rng.start), _f(rng.step), _f(rng.end))
+        return RpnRecallEvaluator(classes, iou_thresholds=ious, mode=mode)
 
     # ------------------------------------------------------------------------------------------- infer
     def inference_options(self) -> list[Any]:
@@ -510,6 +515,10 @@ def _spec_model(spec: Any, kind: str, trt_field: str) -> str | None:
         return None
     config = found[1]
     if config.HasField(trt_field):
+        if frcnn_data.input_config(spec).dynamic:
+            raise spec.error(f"{found[0]}.{trt_field}",
+                             "a model with a dynamic input size (size_min) cannot be exported, so there is no .etlt "
+                             "or engine of it to run: give -m with the .tlt (or remove this block)")
         trt = getattr(config, trt_field)
         if trt.WhichOneof("trt_infer_model") == "trt_engine":
             return str(trt.trt_engine)
@@ -522,16 +531,32 @@ def _spec_model(spec: Any, kind: str, trt_field: str) -> str | None:
     return str(config.model) if config.model else None
 
 
+def iou_range(start: float, step: float, end: float) -> list[float]:
+    """``gt_matching_iou_threshold_range``'s IoUs: start, start + step, … below end (exclusive), rounded to 1e-6
+    so that 0.5 + 9·0.05 is 0.95 and 1.0 is left out."""
+    count = max(1, math.ceil((end - start) / step - 1e-6))
+    return [round(start + i * step, 6) for i in range(count)]
+
+
 class RpnRecallEvaluator:
     """VOC AP per class (``libtlt.metrics.detection.DetectionEvaluator``) plus the RPN recall: the fraction of
     ground-truth boxes (per class and overall) that some proposal overlaps at IoU ≥ 0.5 (DETECTORS-TWO-STAGE.md §1
-    "Evaluation"; a debug metric TAO prints beside AP, not available from an exported graph)."""
+    "Evaluation"; a debug metric TAO prints beside AP, not available from an exported graph).
 
-    def __init__(self, class_names: Sequence[str], *, iou_thresholds: float, mode: str):
+    With several IoU thresholds (``gt_matching_iou_threshold_range``, as TAO's COCO-style mAP) each class's AP is its
+    mean over the thresholds, the mAP the mean of those, and ``mAP_per_iou`` ({IoU: mAP}) goes into the result's
+    extra numbers; the counts and the precision-recall curves are those at the first (lowest) threshold."""
+
+    def __init__(self, class_names: Sequence[str], *, iou_thresholds: float | Sequence[float], mode: str):
         from libtlt.metrics.detection import DetectionEvaluator
 
         self.class_names = list(class_names)
-        self.boxes = DetectionEvaluator(class_names, iou_thresholds=iou_thresholds, mode=mode)
+        ious = [float(iou_thresholds)] if isinstance(iou_thresholds, (int, float)) else [float(v) for v in
+                                                                                         iou_thresholds]
+        if not ious:
+            raise ValueError("at least one IoU threshold is needed")
+        self.per_iou = [(iou, DetectionEvaluator(class_names, iou_thresholds=iou, mode=mode)) for iou in ious]
+        self.boxes = self.per_iou[0][1]
         self.mode = self.boxes.mode
         self.covered = np.zeros(len(class_names), np.int64)
         self.total = np.zeros(len(class_names), np.int64)
@@ -539,8 +564,9 @@ class RpnRecallEvaluator:
 
     def add_image(self, det_boxes: Any, det_scores: Any, det_classes: Any, gt_boxes: Any, gt_classes: Any,
                   gt_ignore: Any = None, *, gt_difficult: Any = None) -> None:
-        self.boxes.add_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_ignore,
-                             gt_difficult=gt_difficult)
+        for _, evaluator in self.per_iou:
+            evaluator.add_image(det_boxes, det_scores, det_classes, gt_boxes, gt_classes, gt_ignore,
+                                gt_difficult=gt_difficult)
 
     def add_proposals(self, proposals: np.ndarray, gt_boxes: Any, gt_classes: Any) -> None:
         """One image's proposals ``[P, 4]`` against its ground truth (network-input pixels)."""
@@ -570,7 +596,18 @@ class RpnRecallEvaluator:
         import dataclasses
 
         result = self.boxes.result()
-        return dataclasses.replace(result, extra={"rpn_recall": self.rpn_recall()}) if self.seen_proposals else result
+        extra: dict[str, Any] = {}
+        if len(self.per_iou) > 1:
+            results = [(iou, evaluator.result()) for iou, evaluator in self.per_iou]
+            classes = {name: dataclasses.replace(first, average_precision=float(np.mean(
+                [r.classes[name].average_precision for _, r in results]))) for name, first in result.classes.items()}
+            aps = [c.average_precision for c in classes.values() if c.num_ground_truth > 0]
+            result = dataclasses.replace(result, classes=classes,
+                                         mean_average_precision=float(np.mean(aps)) if aps else math.nan)
+            extra["mAP_per_iou"] = {f"{iou:g}": r.mean_average_precision for iou, r in results}
+        if self.seen_proposals:
+            extra["rpn_recall"] = self.rpn_recall()
+        return dataclasses.replace(result, extra=extra) if extra else result
 
 
 def evaluate_model(arch: FasterRcnnArchitecture, model: Any, spec: Any) -> Any:

@@ -281,6 +281,9 @@ class RpnTargetConfig:
     min_overlap: float
     max_overlap: float
     mini_batch: int
+    #: ``training_config.std_scaling``: the RPN's regression targets are multiplied by it (the manual: "the scaling
+    #: factor to multiply by for the RPN regression loss"), its predictions divided by it in the proposal layer.
+    std_scaling: float = 1.0
 
     @property
     def num_anchors(self) -> int:
@@ -306,7 +309,8 @@ def rpn_target_config(spec: LoadedSpec[Any]) -> RpnTargetConfig:
                            scales=tuple(_f(s) for s in model.anchor_box_config.scale),
                            ratios=tuple(_f(r) for r in model.anchor_box_config.ratio),
                            min_overlap=_f(training.rpn_min_overlap), max_overlap=_f(training.rpn_max_overlap),
-                           mini_batch=int(training.rpn_mini_batch))
+                           mini_batch=int(training.rpn_mini_batch),
+                           std_scaling=_f(training.std_scaling) if training.HasField("std_scaling") else 1.0)
 
 
 def rpn_target_tensors(config: RpnTargetConfig, anchors: np.ndarray, gt_boxes: np.ndarray,
@@ -322,7 +326,8 @@ def rpn_target_tensors(config: RpnTargetConfig, anchors: np.ndarray, gt_boxes: n
     labels = labels.reshape(hf, wf, a)
     positive = (labels == 1).astype(np.float32)
     cls = np.concatenate([(labels >= 0).astype(np.float32), positive], axis=-1)
-    regress = np.concatenate([np.repeat(positive, 4, axis=-1), deltas.reshape(hf, wf, 4 * a)], axis=-1)
+    deltas = deltas.reshape(hf, wf, 4 * a) * np.float32(config.std_scaling)
+    regress = np.concatenate([np.repeat(positive, 4, axis=-1), deltas], axis=-1)
     return cls, regress.astype(np.float32)
 
 

@@ -15,8 +15,9 @@ Runs per image inside the ``tf.data`` pipeline through ``tf.numpy_function``. St
 5. Sampling, drawn from the ``rng`` passed in: at most ⌊mini_batch/2⌋ positives (random subset; the rest become −1),
    then negatives (random subset) up to ``mini_batch`` in total; the others become −1.
 6. Regression target of each remaining positive, +1 convention: w = x2 − x1 + 1, cx = x1 + w/2 = (x1 + x2 + 1)/2
-   (same for the anchor); tx = (cx − cxa)/wa, ty = (cy − cya)/ha, tw = ln(w/wa), th = ln(h/ha). No variances and
-   no ``std_scaling`` (the proposal layer divides predictions by ``std_scaling``; the spec check keeps it at 1.0).
+   (same for the anchor); tx = (cx − cxa)/wa, ty = (cy − cya)/ha, tw = ln(w/wa), th = ln(h/ha). No variances;
+   ``std_scaling`` multiplies these targets in the training pipeline (``data.rpn_target_tensors``), and the proposal
+   layer divides the predictions by it, so the two agree whatever its value.
 
 Labels: 1 positive, 0 negative, −1 ignored (int8). Deltas are zero outside the final positives.
 """

@@ -221,6 +221,10 @@ def _validate_augmentation(spec: LoadedSpec[pb.Experiment], aug: common_pb2.Augm
             if pre.HasField(field) and getattr(pre, field) != expected:
                 raise spec.error(f"{where}.{field}", f"must equal the model input size_height_width "
                                                      f"({expected}), got {getattr(pre, field)}")
+    elif image.HasField("size_min") and pre.HasField("output_image_min") \
+            and pre.output_image_min != image.size_min.min:
+        raise spec.error(f"{where}.output_image_min", f"must equal the model input size_min ({image.size_min.min}), "
+                                                      f"got {pre.output_image_min}")
     channels = 1 if image.image_type == pb.GRAYSCALE else 3
     if pre.HasField("output_image_channel") and pre.output_image_channel != channels:
         raise spec.error(f"{where}.output_image_channel",
@@ -277,10 +281,6 @@ def _validate_training(spec: LoadedSpec[pb.Experiment], training: pb.TrainingCon
     for field in ("std_scaling", "lambda_rpn_regr", "lambda_rpn_class", "lambda_cls_regr", "lambda_cls_class"):
         if getattr(training, field) <= 0:
             raise spec.error(f"{p}.{field}", f"must be > 0, got {getattr(training, field):g}")
-    if training.HasField("std_scaling") and training.std_scaling != 1.0:
-        raise spec.error(f"{p}.std_scaling", f"only 1.0 is supported, got {training.std_scaling:g}: the original "
-                         "divides the RPN's predicted deltas by it but never scales their targets, so any other value "
-                         "trains boxes that the proposal layer then shrinks or stretches")
     _validate_regr_std(spec, training)
     _validate_proposals(spec, training, p)
     _validate_regularizer(spec, training)
