@@ -64,6 +64,20 @@ def verb_attributes(verb: str, task: str) -> tuple[str, ...]:
     return (*table.get("*", ()), *table.get(task, ()))
 
 
+def inference_model_saving_view(model: Any) -> Callable[[Any], tuple[Any, dict[str, Any]]]:
+    """The saving view of a ``training_view`` whose fitted graph shares its layers with the inference ``model``
+    (FasterRCNN's and MaskRCNN's trainers): checkpoints save ``model`` itself, compiled with the trainer's optimizer
+    so that a checkpoint holds the optimizer state a resumed run needs."""
+
+    def view(trainer: Any) -> tuple[Any, dict[str, Any]]:
+        optimizer = getattr(trainer, "optimizer", None)
+        if optimizer is not None and getattr(model, "optimizer", None) is not optimizer:
+            model.compile(optimizer=optimizer)
+        return model, {}
+
+    return view
+
+
 @dataclass(frozen=True)
 class TrainPlan:
     """What ``tlt-train`` needs from a spec to run the generic training loop (no TensorFlow objects).

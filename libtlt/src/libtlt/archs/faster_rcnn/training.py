@@ -37,6 +37,7 @@ from libtlt.archs.faster_rcnn.network import (
     ProposalLayer,
     RoisToImages,
 )
+from libtlt.registry import inference_model_saving_view
 
 GT_BOXES = "gt_boxes"
 GT_CLASSES = "gt_classes"
@@ -199,14 +200,5 @@ class FasterRcnnTrainer(keras.Model):
         return total
 
 
-def saving_view(model: keras.Model) -> Any:
-    """The ``CheckpointCallback`` view of a trainer: the inference ``model`` (same weights), compiled with the
-    trainer's optimizer so that a checkpoint holds the optimizer state a resumed run needs."""
-
-    def view(trainer: Any) -> tuple[keras.Model, dict[str, Any]]:
-        optimizer = getattr(trainer, "optimizer", None)
-        if optimizer is not None and getattr(model, "optimizer", None) is not optimizer:
-            model.compile(optimizer=optimizer)
-        return model, {}
-
-    return view
+#: Checkpoints save the inference model (the trainer shares its layers).
+saving_view = inference_model_saving_view

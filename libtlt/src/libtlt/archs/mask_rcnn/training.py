@@ -34,6 +34,7 @@ from libtlt.archs.mask_rcnn.network import (
 from libtlt.archs.mask_rcnn.proposals import ProposalConfig, multilevel_proposals
 from libtlt.archs.mask_rcnn.roi_align import multilevel_roi_align
 from libtlt.archs.mask_rcnn.rpn_targets import RpnTargetConfig, batch_rpn_targets
+from libtlt.registry import inference_model_saving_view
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -163,14 +164,5 @@ class MaskRcnnTrainer(keras.Model):
         return total
 
 
-def saving_view(model: keras.Model) -> Any:
-    """The checkpoint view of a trainer: the inference ``model`` (same weights), compiled with the trainer's
-    optimizer so that a checkpoint holds the optimizer state a resumed run needs."""
-
-    def view(trainer: Any) -> tuple[keras.Model, dict[str, Any]]:
-        optimizer = getattr(trainer, "optimizer", None)
-        if optimizer is not None and getattr(model, "optimizer", None) is not optimizer:
-            model.compile(optimizer=optimizer)
-        return model, {}
-
-    return view
+#: Checkpoints save the inference model (the trainer shares its layers).
+saving_view = inference_model_saving_view
