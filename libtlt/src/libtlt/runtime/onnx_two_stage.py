@@ -307,7 +307,7 @@ def _ordered(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
 
 # --------------------------------------------------------------------------------------------- ONNX builders
 
-def _slice(g: GraphBuilder, x: str, start: int, end: int, axis: int, name: str) -> str:
+def slice_axis(g: GraphBuilder, x: str, start: int, end: int, axis: int, name: str) -> str:
     return g.one("Slice", [x, g.const(f"{name}_start", [start], np.int64), g.const(f"{name}_end", [end], np.int64),
                            g.const(f"{name}_axis", [axis], np.int64)], name)
 
@@ -327,19 +327,19 @@ def _clip(g: GraphBuilder, boxes: str, height: int, width: int, name: str) -> st
 
 def _min_side(g: GraphBuilder, boxes: str, axis: int, name: str) -> str:
     """min(x2 − x1, y2 − y1) of boxes whose last axis (index ``axis``) holds x1, y1, x2, y2."""
-    size = g.one("Sub", [_slice(g, boxes, 2, 4, axis, f"{name}_side_hi"),
-                         _slice(g, boxes, 0, 2, axis, f"{name}_side_lo")], f"{name}_sides")
+    size = g.one("Sub", [slice_axis(g, boxes, 2, 4, axis, f"{name}_side_hi"),
+                         slice_axis(g, boxes, 0, 2, axis, f"{name}_side_lo")], f"{name}_sides")
     return g.one("ReduceMin", [size], f"{name}_min_side", axes=[axis], keepdims=0)
 
 
-def _gather_rows(g: GraphBuilder, boxes: str, index: str, name: str) -> str:
+def gather_rows(g: GraphBuilder, boxes: str, index: str, name: str) -> str:
     """boxes ``[N, A, 4]`` at index ``[N, K]`` → ``[N, K, 4]``."""
     index_4 = g.one("Expand", [g.one("Unsqueeze", [index, g.const(f"{name}_axis2", [2], np.int64)], f"{name}_idx3"),
                                g.const(f"{name}_expand4", [1, 1, 4], np.int64)], f"{name}_idx4")
     return g.one("GatherElements", [boxes, index_4], name, axis=1)
 
 
-def _rank_kept(g: GraphBuilder, scores: str, selected: str, columns: int, keep: int, flat_shape: Sequence[int],
+def rank_kept(g: GraphBuilder, scores: str, selected: str, columns: int, keep: int, flat_shape: Sequence[int],
                name: str) -> tuple[str, str, str]:
     """Compact NonMaxSuppression's ``[M, 3]`` selection into a static ``[N, keep]``: the kept scores are scattered
     into a ``FILL_SCORE`` tensor shaped like ``scores``, reshaped to ``flat_shape`` (``[N, columns]``), then TopK.
@@ -359,7 +359,7 @@ def _rank_kept(g: GraphBuilder, scores: str, selected: str, columns: int, keep: 
     return top, index, valid
 
 
-def _nms(g: GraphBuilder, boxes: str, scores: str, max_out: int, iou: float, threshold: float, name: str) -> str:
+def non_max_suppression(g: GraphBuilder, boxes: str, scores: str, max_out: int, iou: float, threshold: float, name: str) -> str:
     return g.one("NonMaxSuppression", [
         boxes, scores,
         g.const(f"{name}_max_out", [max_out], np.int64),
@@ -375,9 +375,9 @@ def proposals(g: GraphBuilder, scores: str, deltas: str, anchors: ArrayLike, con
     num_anchors = size_a.shape[0]
     d = g.one("Div", [deltas, g.const("std_scaling", config.std_scaling, np.float32)], "deltas_scaled")
     anchor_size = g.const("anchor_size", size_a, np.float32)
-    centre = g.one("Add", [g.one("Mul", [_slice(g, d, 0, 2, 2, "txy"), anchor_size], "centre_offset"),
+    centre = g.one("Add", [g.one("Mul", [slice_axis(g, d, 0, 2, 2, "txy"), anchor_size], "centre_offset"),
                            g.const("anchor_centre", centre_a, np.float32)], "centre")
-    size = g.one("Mul", [g.one("Exp", [_slice(g, d, 2, 4, 2, "twh")], "size_factor"), anchor_size], "size")
+    size = g.one("Mul", [g.one("Exp", [slice_axis(g, d, 2, 4, 2, "twh")], "size_factor"), anchor_size], "size")
     boxes = _clip(g, _corners(g, centre, size, "decoded"), config.image_height, config.image_width, "decoded")
     wide = g.one("GreaterOrEqual", [_min_side(g, boxes, 2, "decoded"), g.const("min_size", config.min_size,
                                                                                np.float32)], "wide")
@@ -385,15 +385,15 @@ def proposals(g: GraphBuilder, scores: str, deltas: str, anchors: ArrayLike, con
 
     k = config.candidates(num_anchors)
     top, top_index = g.op("TopK", [masked, g.const("pre_nms_top_n", [k], np.int64)], "pre_nms", outputs=2, axis=1)
-    candidates = _gather_rows(g, boxes, top_index, "candidates")
+    candidates = gather_rows(g, boxes, top_index, "candidates")
     candidate_scores = g.one("Unsqueeze", [top, g.const("axes_1", [1], np.int64)], "candidate_scores")  # [N, 1, k]
-    selected = _nms(g, candidates, candidate_scores, config.post_nms_top_n, config.iou_threshold, SCORE_FLOOR, "nms")
+    selected = non_max_suppression(g, candidates, candidate_scores, config.post_nms_top_n, config.iou_threshold, SCORE_FLOOR, "nms")
 
     p = config.post_nms_top_n
-    kept, index, valid = _rank_kept(g, candidate_scores, selected, k, p, [-1, k], "kept")
+    kept, index, valid = rank_kept(g, candidate_scores, selected, k, p, [-1, k], "kept")
     zero = g.const("zero", 0.0, np.float32)
     rois = g.one("Where", [g.one("Unsqueeze", [valid, g.const("axes_2", [2], np.int64)], "valid_3"),
-                           _gather_rows(g, candidates, index, "rois_all"), zero], "rois")
+                           gather_rows(g, candidates, index, "rois_all"), zero], "rois")
     roi_scores = g.one("Where", [valid, kept, zero], "roi_scores")
     count = g.one("ReduceSum", [g.one("Cast", [valid], "valid_f32", to=TensorProto.FLOAT),
                                 g.const("axes_1b", [1], np.int64)], "count_f32", keepdims=0)
@@ -416,7 +416,7 @@ def crop_and_resize(g: GraphBuilder, features: str, rois: str, *, image_size: tu
     normalised = g.one("Div", [flat, g.const("image_scale", [width - 1, height - 1] * 2, np.float32)], "rois_norm")
     mapped = g.one("Mul", [normalised, g.const("feature_scale", [f_width - 1, f_height - 1] * 2, np.float32)],
                    "rois_feature")
-    lo, hi = _slice(g, mapped, 0, 2, 1, "lo"), _slice(g, mapped, 2, 4, 1, "hi")
+    lo, hi = slice_axis(g, mapped, 0, 2, 1, "lo"), slice_axis(g, mapped, 2, 4, 1, "hi")
     if crop_size == 1:
         lo = hi = g.one("Mul", [g.one("Add", [lo, hi], "centre_sum"), g.const("half", 0.5, np.float32)], "centre")
     else:
@@ -428,7 +428,7 @@ def crop_and_resize(g: GraphBuilder, features: str, rois: str, *, image_size: tu
     boxes = g.one("Concat", [g.one("Add", [lo, offset], "lo_shifted"), g.one("Add", [hi, offset], "hi_shifted")],
                   "roi_align_boxes", axis=1)
     shape = g.one("Shape", [rois], "rois_shape")
-    batch_rois = _slice(g, shape, 0, 2, 0, "batch_rois")
+    batch_rois = slice_axis(g, shape, 0, 2, 0, "batch_rois")
     images = g.one("Range", [g.const("zero_i64", 0, np.int64), g.one("Gather", [shape, g.const("axis0", 0, np.int64)],
                                                                     "batch"), g.const("one_i64", 1, np.int64)], "images")
     images = g.one("Expand", [g.one("Unsqueeze", [images, g.const("axes_1", [1], np.int64)], "images_n_1"), batch_rois],
@@ -446,7 +446,7 @@ def detections(g: GraphBuilder, rois: str, probs: str, deltas: str, config: Dete
     c, r, k = config.num_classes, rois_per_image, config.keep_top_k
     if r < 1:
         raise ValueError(f"rois_per_image must be at least 1, got {r}")
-    scores = _slice(g, g.one("Reshape", [probs, g.const("probs_shape", [-1, r, c + 1], np.int64)], "probs_nrc"),
+    scores = slice_axis(g, g.one("Reshape", [probs, g.const("probs_shape", [-1, r, c + 1], np.int64)], "probs_nrc"),
                     0, c, 2, "scores_fg")
     zero, axes_2 = g.const("zero", 0.0, np.float32), g.const("axes_2", [2], np.int64)
     real = g.one("Unsqueeze", [g.one("Greater", [_min_side(g, rois, 2, "roi"), zero], "roi_real"), axes_2],
@@ -455,25 +455,25 @@ def detections(g: GraphBuilder, rois: str, probs: str, deltas: str, config: Dete
 
     d = g.one("Reshape", [deltas, g.const("deltas_shape", [-1, r, c, 4], np.int64)], "deltas_nrc4")
     d = g.one("Div", [d, g.const("regr_std", config.regr_std, np.float32)], "deltas_scaled")
-    lo = _slice(g, rois, 0, 2, 2, "roi_lo")
-    size0 = g.one("Add", [g.one("Sub", [_slice(g, rois, 2, 4, 2, "roi_hi"), lo], "roi_extent"),
+    lo = slice_axis(g, rois, 0, 2, 2, "roi_lo")
+    size0 = g.one("Add", [g.one("Sub", [slice_axis(g, rois, 2, 4, 2, "roi_hi"), lo], "roi_extent"),
                           g.const("one", 1.0, np.float32)], "roi_size")
     centre0 = g.one("Add", [lo, g.one("Mul", [size0, g.const("half", 0.5, np.float32)], "roi_half")], "roi_centre")
     size0 = g.one("Unsqueeze", [size0, axes_2], "roi_size_4")
     centre0 = g.one("Unsqueeze", [centre0, axes_2], "roi_centre_4")
-    centre = g.one("Add", [g.one("Mul", [_slice(g, d, 0, 2, 3, "txy"), size0], "centre_offset"), centre0], "centre")
-    size = g.one("Mul", [g.one("Exp", [_slice(g, d, 2, 4, 3, "twh")], "size_factor"), size0], "size")
+    centre = g.one("Add", [g.one("Mul", [slice_axis(g, d, 0, 2, 3, "txy"), size0], "centre_offset"), centre0], "centre")
+    size = g.one("Mul", [g.one("Exp", [slice_axis(g, d, 2, 4, 3, "twh")], "size_factor"), size0], "size")
     boxes = _clip(g, _corners(g, centre, size, "decoded"), config.image_height, config.image_width, "decoded")
 
     boxes_ncr = g.one("Transpose", [boxes], "boxes_ncr", perm=[0, 2, 1, 3])  # [N, C, R, 4]
     boxes_b = g.one("Reshape", [boxes_ncr, g.const("boxes_b_shape", [-1, r, 4], np.int64)], "boxes_b")  # [N·C, R, 4]
     scores_b = g.one("Reshape", [g.one("Transpose", [scores], "scores_ncr", perm=[0, 2, 1]),
                                  g.const("scores_b_shape", [-1, 1, r], np.int64)], "scores_b")  # [N·C, 1, R]
-    selected = _nms(g, boxes_b, scores_b, k, config.iou_threshold, config.confidence_threshold, "nms")
-    top, index, valid = _rank_kept(g, scores_b, selected, c * r, k, [-1, c * r], "kept")
+    selected = non_max_suppression(g, boxes_b, scores_b, k, config.iou_threshold, config.confidence_threshold, "nms")
+    top, index, valid = rank_kept(g, scores_b, selected, c * r, k, [-1, c * r], "kept")
 
     boxes_flat = g.one("Reshape", [boxes_ncr, g.const("boxes_flat_shape", [0, -1, 4], np.int64)], "boxes_flat")
-    chosen = g.one("Div", [_gather_rows(g, boxes_flat, index, "chosen_px"),
+    chosen = g.one("Div", [gather_rows(g, boxes_flat, index, "chosen_px"),
                            g.const("image_size", [config.image_width, config.image_height] * 2, np.float32)],
                    "chosen_norm")
     chosen = g.one("Where", [g.one("Unsqueeze", [valid, axes_2], "valid_3"), chosen, zero], "chosen")

@@ -177,3 +177,47 @@ def convert_keras(model: Any, input_name: str, output_names: Sequence[str], *, o
             dims[0].dim_param = BATCH_DIM
     onnx.checker.check_model(proto)
     return proto
+
+
+def canonical_initializers(graph: onnx.GraphProto) -> None:
+    """Name each initializer after its first consumer (``Conv_3_input1``): tf2onnx names constants with a
+    process-wide counter and under tf.function scopes, so without this a model exported twice, or loaded from disk,
+    would give another graph. The nodes already have canonical names (``tf2onnx_convert.canonical_names``)."""
+    initializers = {init.name: init for init in graph.initializer}
+    mapping: dict[str, str] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in initializers and name not in mapping:
+                mapping[name] = f"{node.name}_input{index}"
+    ordered = []
+    for old, new in mapping.items():  # in order of first use; unused constants are dropped
+        init = onnx.TensorProto()
+        init.CopyFrom(initializers[old])
+        init.name = new
+        ordered.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(ordered)
+    for node in graph.node:
+        node.input[:] = [mapping.get(name, name) for name in node.input]
+
+
+def prefixed(graph: onnx.GraphProto, prefix: str, renames: dict[str, str]) -> None:
+    """Give every node, tensor and initializer of ``graph`` the ``prefix``, except the names in ``renames``,
+    which become their mapped names (the stitched graph's tensors)."""
+    names = {out for node in graph.node for out in node.output if out} | {i.name for i in graph.initializer}
+    names |= {v.name for v in graph.input} | {v.name for v in graph.output} | {v.name for v in graph.value_info}
+    mapping = {name: renames.get(name, f"{prefix}{name}") for name in names}
+    for node in graph.node:
+        node.name = f"{prefix}{node.name}"
+        node.input[:] = [mapping.get(name, name) if name else name for name in node.input]
+        node.output[:] = [mapping.get(name, name) if name else name for name in node.output]
+    for init in graph.initializer:
+        init.name = mapping[init.name]
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        value.name = mapping[value.name]
+
+
+def check_standard(graph: onnx.GraphProto, what: str) -> None:
+    custom = sorted({f"{n.domain}:{n.op_type}" for n in graph.node if n.domain not in ("", "ai.onnx")})
+    if custom:
+        raise ValueError(f"the {what} converted to non-standard ops {', '.join(custom)}")

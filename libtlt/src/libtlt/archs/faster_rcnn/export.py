@@ -44,7 +44,7 @@ from libtlt.archs.faster_rcnn.network import (
 )
 from libtlt.runtime import onnx_two_stage
 from libtlt.runtime.onnx_nms import GraphBuilder
-from libtlt.runtime.tf2onnx_convert import convert_keras
+from libtlt.runtime.tf2onnx_convert import canonical_initializers, check_standard, convert_keras, prefixed
 
 __all__ = ["INTERMEDIATE_OUTPUTS", "OPSETS", "to_onnx"]
 
@@ -119,50 +119,6 @@ def _head_model(model: keras.Model, parts: _Parts) -> keras.Model:
     return keras.Model(crops, [probs, deltas], name="faster_rcnn_export_head")
 
 
-def _canonical_initializers(graph: onnx.GraphProto) -> None:
-    """Name each initializer after its first consumer (``Conv_3_input1``): tf2onnx names constants with a
-    process-wide counter and under tf.function scopes, so without this a model exported twice, or loaded from disk,
-    would give another graph. The nodes already have canonical names (``tf2onnx_convert.canonical_names``)."""
-    initializers = {init.name: init for init in graph.initializer}
-    mapping: dict[str, str] = {}
-    for node in graph.node:
-        for index, name in enumerate(node.input):
-            if name in initializers and name not in mapping:
-                mapping[name] = f"{node.name}_input{index}"
-    ordered = []
-    for old, new in mapping.items():  # in order of first use; unused constants are dropped
-        init = onnx.TensorProto()
-        init.CopyFrom(initializers[old])
-        init.name = new
-        ordered.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(ordered)
-    for node in graph.node:
-        node.input[:] = [mapping.get(name, name) for name in node.input]
-
-
-def _prefixed(graph: onnx.GraphProto, prefix: str, renames: dict[str, str]) -> None:
-    """Give every node, tensor and initializer of ``graph`` the ``prefix``, except the names in ``renames``,
-    which become their mapped names (the stitched graph's tensors)."""
-    names = {out for node in graph.node for out in node.output if out} | {i.name for i in graph.initializer}
-    names |= {v.name for v in graph.input} | {v.name for v in graph.output} | {v.name for v in graph.value_info}
-    mapping = {name: renames.get(name, f"{prefix}{name}") for name in names}
-    for node in graph.node:
-        node.name = f"{prefix}{node.name}"
-        node.input[:] = [mapping.get(name, name) if name else name for name in node.input]
-        node.output[:] = [mapping.get(name, name) if name else name for name in node.output]
-    for init in graph.initializer:
-        init.name = mapping[init.name]
-    for value in [*graph.input, *graph.output, *graph.value_info]:
-        value.name = mapping[value.name]
-
-
-def _check_standard(graph: onnx.GraphProto, what: str) -> None:
-    custom = sorted({f"{n.domain}:{n.op_type}" for n in graph.node if n.domain not in ("", "ai.onnx")})
-    if custom:
-        raise ValueError(f"the {what} converted to non-standard ops {', '.join(custom)}")
-
-
 def to_onnx(model: keras.Model, network: FasterRcnnNetworkConfig, detection: onnx_two_stage.DetectionConfig, *,
             opset: int = 17, with_intermediate: bool = False, input_name: str = INPUT_NAME) -> onnx.ModelProto:
     """One checked standard-ONNX graph of the FasterRCNN inference ``model`` (module docstring).
@@ -183,7 +139,7 @@ def to_onnx(model: keras.Model, network: FasterRcnnNetworkConfig, detection: onn
     trunk = convert_keras(_trunk_model(model), input_name, [_FEATURES, _RPN_SCORES, _RPN_DELTAS], opset=opset)
     head = convert_keras(_head_model(model, parts), _CROPS, [_PROBS, _DELTAS], opset=opset)
     for sub, what in ((trunk, "trunk and RPN"), (head, "RCNN body and head")):
-        _check_standard(sub.graph, what)
+        check_standard(sub.graph, what)
 
     flat = GraphBuilder("rpn_flat/")
     scores = flat.one("Reshape", [f"trunk/{_RPN_SCORES}", flat.const("scores_shape", [0, -1], np.int64)], "scores")
@@ -198,9 +154,9 @@ def to_onnx(model: keras.Model, network: FasterRcnnNetworkConfig, detection: onn
     crops = onnx_two_stage.crop_and_resize(pool, f"trunk/{_FEATURES}", rois.rois, image_size=(height, width),
                                            feature_size=parts.feature_hw, crop_size=parts.crop.crop_size)
     for sub in (trunk, head):
-        _canonical_initializers(sub.graph)
-    _prefixed(trunk.graph, "trunk/", {input_name: input_name})
-    _prefixed(head.graph, "head/", {_CROPS: crops})
+        canonical_initializers(sub.graph)
+    prefixed(trunk.graph, "trunk/", {input_name: input_name})
+    prefixed(head.graph, "head/", {_CROPS: crops})
     final = GraphBuilder("detections/")
     onnx_two_stage.detections(final, rois.rois, f"head/{_PROBS}", f"head/{_DELTAS}", detection, rois_per_image)
 
@@ -228,6 +184,6 @@ def to_onnx(model: keras.Model, network: FasterRcnnNetworkConfig, detection: onn
     graph = helper.make_graph(nodes, "faster_rcnn", [image], outputs, initializers)
     stitched = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tlt-export")
     stitched.ir_version = max(trunk.ir_version, head.ir_version, 8)
-    _check_standard(stitched.graph, "stitched graph")
+    check_standard(stitched.graph, "stitched graph")
     onnx.checker.check_model(stitched, full_check=True)
     return stitched
