@@ -49,6 +49,10 @@ PLUGIN = textwrap.dedent(
 
     class Misnamed(Toy):
         name = "other"
+
+    class Pending(Toy):
+        name = "pending"
+        pending = "issue 99"
     """
 )
 
@@ -73,7 +77,8 @@ def run_registry(site: Path, code: str, **env: str) -> dict:
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     install_plugin(tmp_path, {"toy": "toyarch:Toy", "broken": "toyarch:Broken", "misnamed": "toyarch:Misnamed",
-                              "wrongtask": "toyarch:WrongTask", "halfverb": "toyarch:HalfVerb"})
+                              "wrongtask": "toyarch:WrongTask", "halfverb": "toyarch:HalfVerb",
+                              "pending": "toyarch:Pending"})
     return tmp_path
 
 
@@ -129,7 +134,7 @@ def test_verbs_and_pending_architectures(site: Path) -> None:
         except TltError as err:
             toy = str(err)
         try:
-            r.resolve("tlt-export", "export", "mask_rcnn")
+            r.resolve("tlt-int8-tensorfile", "tensorfile", "pending")
         except TltError as err:
             pending = str(err)
         print(json.dumps({"served": served, "toy": toy, "pending": pending,
@@ -138,7 +143,7 @@ def test_verbs_and_pending_architectures(site: Path) -> None:
     assert {"toy", "mask_rcnn", "classification"} <= set(result["served"])
     assert result["toy"] == "tlt-int8-tensorfile toy is not implemented yet (the toy architecture does not serve " \
                             "tlt-int8-tensorfile)."
-    assert result["pending"] == "tlt-export mask_rcnn is not implemented yet (issue 17)."
+    assert result["pending"] == "tlt-int8-tensorfile pending is not implemented yet (issue 99)."
     assert result["alias"] == "yolo_v3"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from libtlt.registry import TASKS, VERBS, architecture_names, architectures_for, get_architecture
+from libtlt.registry import INSTANCE_SEGMENTER, TASKS, VERBS, architecture_names, architectures_for, get_architecture
 from libtlt.spec.loader import load_spec_text
 
 #: Each architecture once, under its own name (an alias, TLT 2.0's ``yolo``, is the same object: test_task_and_verbs
@@ -48,7 +48,7 @@ def test_the_registry_holds_the_manuals_architectures() -> None:
     assert {"classification", "detectnet_v2", "ssd", "dssd", "retinanet", "yolo_v3", "faster_rcnn",
             "mask_rcnn"} <= set(TRAINABLE)
     assert {"yolo", "yolo_v3"} <= set(architectures_for("train"))
-    assert "mask_rcnn" not in EXPORTABLE  # export is issue 17's next part
+    assert set(TRAINABLE) <= set(EXPORTABLE)  # every architecture of the manuals deploys
 
 
 @pytest.mark.parametrize("name", architecture_names())
@@ -116,8 +116,12 @@ def test_export_and_engines_agree_with_keras(name: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     shape = tuple(int(v) for v in model.inputs[0].shape[1:])
     batch = rng.uniform(0.0, 1.0, (2, *shape)).astype(np.float32)
-    if has_post_processing(arch):  # these take BGR pixels minus their means, not [0, 1]
+    if arch.task == INSTANCE_SEGMENTER:  # normalised pixels, as its metadata records
+        meta = arch.metadata(spec, classes)
+        batch = (batch * 255.0 - np.asarray(meta["image_offsets"], np.float32)[:, None, None]) * meta["image_scale"]
+    elif has_post_processing(arch):  # these take BGR pixels minus their means, not [0, 1]
         batch = batch * 255.0 - 120.0
+    if has_post_processing(arch):
         # Untrained batch statistics (mean 0, variance 1) let activations grow with depth (DSSD multiplies two
         # branches): a few training-mode passes bring them to a trained network's scale before the model is saved.
         for _ in range(10):
@@ -161,6 +165,9 @@ def _check_deployed_detections(arch: Any, spec: Any, classes: list[str], model: 
     _, height, width = arch.input_shape(spec)
     sizes = [(width, height)] * len(batch)
     raw = dict(zip(arch.export_outputs(spec), _as_list(model.predict_on_batch(batch)), strict=True))
+    if arch.task == INSTANCE_SEGMENTER:
+        _check_deployed_instances(arch, spec, raw, batch, sizes, tmp_path)
+        return
     expected = arch.decode(spec, raw, sizes, classes)
     for path in ("m.etlt", "fp16.engine", "int8.engine"):
         predictor = make_predictor(tmp_path / path, KEY, architecture=arch.name)
@@ -170,6 +177,25 @@ def _check_deployed_detections(arch: Any, spec: Any, classes: list[str], model: 
             assert np.isfinite(theirs.boxes).all() and ((theirs.class_ids >= 0) & (theirs.class_ids < 2)).all()
             if path == "m.etlt":
                 _assert_same_detections(ours, theirs)
+
+
+def _check_deployed_instances(arch: Any, spec: Any, raw: dict[str, Any], batch: np.ndarray,
+                              sizes: list[tuple[int, int]], tmp_path: Path) -> None:
+    """An instance segmenter's exported graph (its own output names) gives the .tlt's detections and masks; the
+    engines give well-formed ones."""
+    from libtlt.runtime.predictor import make_predictor
+
+    expected = arch.decode_instances(spec, raw, sizes)
+    for path in ("m.etlt", "fp16.engine", "int8.engine"):
+        predictor = make_predictor(tmp_path / path, KEY, architecture=arch.name)
+        assert set(arch.deployed_output_names(spec)) <= set(predictor.output_names), path
+        found = arch.decode_instances(spec, predictor(batch), sizes)
+        for ours, theirs in zip(expected, found, strict=True):
+            assert np.isfinite(theirs.boxes).all() and theirs.masks.shape[1:] == ours.masks.shape[1:], path
+            if path == "m.etlt":
+                _assert_same_detections(ours, theirs)
+                assert len(theirs.masks) == len(ours.masks)
+                assert np.mean(theirs.masks != ours.masks) < 0.01
 
 
 def _assert_same_detections(ours: Any, theirs: Any) -> None:

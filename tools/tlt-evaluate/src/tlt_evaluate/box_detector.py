@@ -73,7 +73,7 @@ def evaluate_box_detector(arch_name: str, experiment_spec_file: str | Path, mode
     _check_model(metadata, classes, arch.input_shape(spec), model, experiment_spec_file)
     _, height, width = arch.input_shape(spec)
     deployed = getattr(arch, "deployed_output_names", None)
-    _check_outputs(predictor, arch.output_names(spec), model, deployed(spec) if deployed is not None else None)
+    check_outputs(predictor, arch.output_names(spec), model, deployed(spec) if deployed is not None else None)
 
     evaluator = arch.evaluator(spec, classes)
     coco = CocoEvaluator(classes)  # the extra report: COCO's AP over IoU 0.50:0.95, by size, and AR
@@ -149,7 +149,7 @@ def _check_model(metadata: dict[str, Any], classes: Sequence[str], shape: Sequen
                              f"{list(shape)} (C, H, W) of {spec_path}", location=model)
 
 
-def _check_outputs(model: Any, expected: Sequence[str], path: str | Path,
+def check_outputs(model: Any, expected: Sequence[str], path: str | Path,
                    deployed: Sequence[str] | None = None) -> None:
     """The model has the architecture's raw outputs, or (an exported model whose graph ends in the architecture's
     post-processing) its ``deployed_output_names``."""

@@ -22,6 +22,7 @@ import numpy as np
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
 from libtlt.metrics.coco import coco_stats, format_stats, mask_to_rle
+from tlt_evaluate.box_detector import check_outputs
 
 logger = get_logger("tlt_evaluate.instance_segmenter")
 
@@ -52,11 +53,8 @@ def evaluate_instance_segmenter(arch_name: str, experiment_spec_file: str | Path
     if recorded is not None and [int(v) for v in recorded] != shape:
         raise ModelFileError(f"the model's input shape {list(recorded)} differs from the spec's network input {shape} "
                              f"(C, H, W) of {experiment_spec_file}", location=model)
-    names = [str(n) for n in getattr(predictor, "output_names", [])]
-    expected = list(arch.output_names(spec))
-    if not set(expected) <= set(names):
-        raise ModelFileError(f"the network's outputs are [{', '.join(names)}], not {' and '.join(expected)}",
-                             location=model)
+    deployed = getattr(arch, "deployed_output_names", None)
+    check_outputs(predictor, arch.output_names(spec), model, deployed(spec) if deployed is not None else None)
 
     known_categories = {int(c["id"]) for c in truth["categories"]}
     detections: list[dict[str, Any]] = []

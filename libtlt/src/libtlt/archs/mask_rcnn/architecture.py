@@ -1,5 +1,7 @@
 """MaskRCNN behind the Architecture protocol: the spec → its parts' configurations, and what tlt-train, tlt-evaluate
-and tlt-infer need (instance segmenter). Export and INT8 tensorfiles are not served yet (issue 17).
+tlt-infer, tlt-export and tlt-int8-tensorfile need (instance segmenter). The export is one plugin-free ONNX graph
+(:mod:`~libtlt.archs.mask_rcnn.export`) with TAO's outputs ``generate_detections`` and ``mask_fcn_logits/BiasAdd``;
+decoding reads either those or the ``.tlt``'s ``generate_detections`` and ``mask_fcn_probs`` (the same values).
 
 Training (``training_view``): ``fit`` trains :class:`~libtlt.archs.mask_rcnn.training.MaskRcnnTrainer` (ground truth
 in the graph, the five losses) on the layers of the flat inference model (:mod:`~libtlt.archs.mask_rcnn.model`),
@@ -27,7 +29,14 @@ import numpy as np
 from libtlt.archs.mask_rcnn import data as mdata
 from libtlt.archs.mask_rcnn import validation
 from libtlt.errors import DataError
-from libtlt.registry import INSTANCE_SEGMENTER, EvaluationImage, InferenceSetup, TrainingData, TrainPlan
+from libtlt.registry import (
+    INSTANCE_SEGMENTER,
+    CalibrationData,
+    EvaluationImage,
+    InferenceSetup,
+    TrainingData,
+    TrainPlan,
+)
 
 #: Layer types the spec's weight decay applies to (not BatchNormalization: §2 "L2/L1 weight decay (not on BN)").
 REGULARIZER_SCOPE = ("Conv2D", "Conv2DTranspose", "Dense")
@@ -85,12 +94,11 @@ def _coco_names(spec: Any) -> dict[int, str]:
 
 
 class MaskRcnnArchitecture:
-    """MaskRCNN for tlt-train, tlt-evaluate and tlt-infer (module docstring)."""
+    """MaskRCNN for every tool (module docstring)."""
 
     name = "mask_rcnn"
     task = INSTANCE_SEGMENTER
-    verbs = frozenset({"train", "evaluate", "infer"})
-    pending = "issue 17"  # what tlt-export and tlt-int8-tensorfile say: they are not served yet
+    verbs = frozenset({"train", "evaluate", "infer", "export", "tensorfile"})
 
     def spec_message(self) -> type:
         from libtlt.spec.protos import mask_rcnn_pb2
@@ -239,6 +247,39 @@ class MaskRcnnArchitecture:
 
         return list(OUTPUTS)
 
+    def deployed_output_names(self, spec: Any) -> list[str]:
+        """The exported graph's outputs: TAO's names (tlt-evaluate accepts them instead of ``output_names``)."""
+        from libtlt.archs.mask_rcnn.export import DEPLOYED_OUTPUTS
+
+        return list(DEPLOYED_OUTPUTS)
+
+    def export_graph(self, spec: Any, keras_model: Any) -> Any:
+        """The whole deployable graph in standard ONNX ops (tlt-export's hook); every count and threshold is the
+        model's own (its ROI layers were built from the spec's test settings)."""
+        from libtlt.archs.mask_rcnn.export import to_onnx
+
+        return to_onnx(keras_model)
+
+    def deepstream_settings(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
+        """nvinfer keys of §13.3.9 beyond the common ones; labels.txt starts with ``BG`` (the class-0 row)."""
+        labels = ["BG", *classes]
+        return {"labels": labels, "num-detected-classes": len(labels), "output-instance-mask": 1,
+                "cluster-mode": 4, "maintain-aspect-ratio": 1,
+                "parse-bbox-instance-mask-func-name": "NvDsInferParseCustomMrcnnTLT",
+                "custom-lib-path": "<path to libnvds_infercustomparser_tlt.so>"}
+
+    def calibration_batches(self, spec: Any, *, use_validation_set: bool = False) -> CalibrationData:
+        """INT8 calibration input: training (or validation) images resized and padded as for evaluation, without
+        augmentation, ``train_batch_size`` per batch."""
+        field = "data_config.validation_file_pattern" if use_validation_set else "data_config.training_file_pattern"
+        try:
+            files = mdata.record_files(_required(spec, field))
+        except DataError as err:
+            raise spec.error(field, str(err)) from None
+        batch = int(spec.message.train_batch_size) or 1
+        images = (b.images for b in mdata.evaluation_batches(files, image_hw(spec), batch_size=batch))
+        return CalibrationData(images, batch, "train_batch_size", spec.locate("train_batch_size"))
+
     def metadata(self, spec: Any, classes: Sequence[str]) -> dict[str, Any]:
         from google.protobuf import text_format
 
@@ -319,10 +360,11 @@ class MaskRcnnArchitecture:
                    known: set[int] | None = None) -> Instances:
         """Image ``index``'s rows above ``threshold``, boxes divided by ``scale`` and masks pasted at ``out_hw``."""
         from libtlt.archs.mask_rcnn.decoding import paste_masks
+        from libtlt.archs.mask_rcnn.export import MASKS_OUTPUT
         from libtlt.archs.mask_rcnn.model import DETECTIONS, MASKS
 
         rows = np.asarray(outputs[DETECTIONS][index], np.float64)
-        probs = np.asarray(outputs[MASKS][index])
+        probs = np.asarray(outputs[MASKS if MASKS in outputs else MASKS_OUTPUT][index])
         keep = (rows[:, 5] > threshold) & (rows[:, 5] > 0)
         if known is not None:
             keep &= np.isin(rows[:, 4].astype(np.int64), sorted(known))
