@@ -128,12 +128,19 @@ def infer(ctx: DemoContext) -> None:
 
 
 def arch_steps(arch: str) -> list[DemoStep]:
-    """The demo of one box detector ``arch`` (it must have ``demo_spec`` and ``demo_inference_args``)."""
+    """The demo of one box detector ``arch`` (it must have ``demo_spec`` and ``demo_inference_args``), or of an
+    instance segmenter (``libtlt.demo.instance_steps``)."""
     from libtlt.demo import data_steps as data
     from libtlt.errors import UnsupportedError
     from libtlt.registry import get_architecture
 
+    from libtlt.registry import INSTANCE_SEGMENTER
+
     found = get_architecture(arch)
+    if found.task == INSTANCE_SEGMENTER and hasattr(found, "demo_spec"):
+        from libtlt.demo.instance_steps import instance_steps
+
+        return instance_steps(arch)
     if not (hasattr(found, "demo_spec") and hasattr(found, "demo_inference_args")):
         raise UnsupportedError(f"the demo has no pipeline for '{arch}' (it needs the architecture's demo_spec and "
                                "demo_inference_args)")

@@ -36,6 +36,11 @@ class DemoSize:
     classification_input_size: int
     #: Fraction of the DetectNet_v2 parameters tlt-prune keeps (NVIDIA's advice: 10–30 %).
     keep_ratio: float = 0.25
+    #: An instance segmenter's demo (``--arch mask_rcnn``): COCO frames and training steps.
+    instance_train_images: int = 240
+    instance_val_images: int = 60
+    instance_steps: int = 1200
+    instance_retrain_steps: int = 400
 
     @property
     def classification_splits(self) -> dict[str, int]:
@@ -53,7 +58,8 @@ FULL = DemoSize(detection_frames=240, detection_val_frames=60, detection_epochs=
                 classification_input_size=64)
 QUICK = DemoSize(detection_frames=12, detection_val_frames=6, detection_epochs=1, retrain_epochs=1,
                  classification_epochs=6, classification_train_images=40, classification_layers=10,
-                 classification_input_size=32)
+                 classification_input_size=32, instance_train_images=8, instance_val_images=4, instance_steps=6,
+                 instance_retrain_steps=3)
 
 
 @dataclass

@@ -410,6 +410,14 @@ class MaskRcnnArchitecture:
 
         return sample_spec(self, data)
 
+    def demo_spec(self, *, train_records: str, val_records: str, annotations: str | Path, width: int, height: int,
+                  steps: int, pruned_model: str | Path | None = None) -> str:
+        """``python -m libtlt.demo --arch mask_rcnn``'s spec (an instance segmenter's form of the hook)."""
+        from libtlt.archs.mask_rcnn.samples import demo_spec
+
+        return demo_spec(self, train_records=train_records, val_records=val_records, annotations=annotations,
+                         width=width, height=height, steps=steps, pruned_model=pruned_model)
+
     def sample_inference_args(self, data: Any, model: str | Path) -> list[str]:
         spec = Path(data.root) / f"{self.name}_sample_spec.txt"
         spec.write_text(self.sample_spec(data), encoding="utf-8")

@@ -71,3 +71,26 @@ def sample_spec(arch: Any, data: Any) -> str:
     annotations = getattr(data, "annotations", "") or str(Path(data.root) / "instances_val.json")
     return edited_default(arch.default_spec(), train=data.train, val=getattr(data, "val", data.train),
                           annotations=annotations, total_steps=6, batch=2, edits=_SMALL)
+
+
+def demo_spec(arch: Any, *, train_records: str, val_records: str, annotations: str | Path, width: int, height: int,
+              steps: int, pruned_model: str | Path | None = None) -> str:
+    """The demo's (and the learning bench's) spec: the sample's small network at ``height`` × ``width`` for ``steps``
+    steps of batch 4 from scratch — learning rate 0.02 after a linear warm-up from 0.002 over the first 5 %, ×0.1 at
+    75 % and ×0.01 at 90 % of the steps, one validation at the end; from ``pruned_model`` when given (retraining).
+    240 frames of 128×128 and 1200 steps reach bbox and segm AP50 above 0.5 on held-out frames."""
+    first, second = max(1, steps * 3 // 4), steps * 9 // 10
+    decay_steps = [str(first), str(second)] if second > first else [str(first)]
+    edits = {**_SMALL,
+             'image_size: "(832, 1344)"': f'image_size: "({height}, {width})"',
+             "warmup_steps: 1000": f"warmup_steps: {max(1, steps // 20)}",
+             "warmup_learning_rate: 0.0001": "warmup_learning_rate: 0.002",
+             "init_learning_rate: 0.01": "init_learning_rate: 0.02",
+             'learning_rate_steps: "[10000, 15000, 20000]"': f'learning_rate_steps: "[{", ".join(decay_steps)}]"',
+             'learning_rate_decay_levels: "[0.1, 0.02, 0.01]"':
+                 f'learning_rate_decay_levels: "[{", ".join(("0.1", "0.01")[:len(decay_steps)])}]"',
+             "num_steps_per_eval: 5000": f"num_steps_per_eval: {steps}"}
+    if pruned_model is not None:
+        edits["seed: 123"] = f'seed: 123\npruned_model_path: "{pruned_model}"'
+    return edited_default(arch.default_spec(), train=train_records, val=val_records, annotations=annotations,
+                          total_steps=steps, batch=4, edits=edits)
