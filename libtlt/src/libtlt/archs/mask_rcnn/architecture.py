@@ -360,7 +360,8 @@ class MaskRcnnArchitecture:
         return InferenceSetup(
             predictor=make_predictor(model, key, None, architecture=self.name), model_path=str(model), classes=names,
             input_shape=(3, *hw), batch_size=int(spec.message.eval_batch_size) or 1, preprocess=preprocess,
-            decode=decode, label_names=names, colors=[COLORS[i % len(COLORS)] for i in range(len(names))])
+            decode=decode, label_names=names, colors=[COLORS[i % len(COLORS)] for i in range(len(names))],
+            keep_aspect=True)  # scaled and zero-padded after normalisation, as data.py feeds training
 
     # ------------------------------------------------------------------------------------------- test hooks
     def sample_spec(self, data: Any) -> str:
