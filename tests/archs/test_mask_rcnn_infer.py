@@ -37,14 +37,19 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def masks_fill_boxes(model: Any) -> None:
+    """A constant mask head (sigmoid(4) everywhere): each mask is its whole box."""
+    logits = model.get_layer("mask_fcn_logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([np.zeros_like(kernel), np.full_like(bias, 4.0)])
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    import keras
-
     from libtlt.io.example import encode_example
     from libtlt.io.tfrecord import write_tfrecord
-    from libtlt.runtime.keras_model import save_tlt_model
     from libtlt.spec import load_spec
+    from libtlt.testing import save_untrained_model
 
     root = tmp_path_factory.mktemp("mrcnn_infer")
     rng = np.random.default_rng(4)
@@ -68,13 +73,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     spec_path.write_text(text.replace("eval_batch_size: 2", "eval_batch_size: 1"))
     spec = load_spec(spec_path, arch.spec_message())
     arch.validate(spec)
-    keras.utils.set_random_seed(3)
-    model = arch.build(spec)
-    logits = model.get_layer("mask_fcn_logits")
-    kernel, bias = logits.get_weights()
-    logits.set_weights([np.zeros_like(kernel), np.full_like(bias, 4.0)])  # every mask fills its box
-    classes = arch.class_names(spec)[1:]
-    save_tlt_model(root / "model.tlt", model, KEY, arch.metadata(spec, classes), kdf_iterations=1000)
+    model = save_untrained_model(arch, spec, root / "model.tlt", KEY, seed=3, prepare=masks_fill_boxes)
     return {"root": root, "arch": arch, "spec": spec, "spec_path": spec_path, "model": model, "truth": truth}
 
 
