@@ -22,7 +22,7 @@ $(STAMP): constraints.txt libtlt/pyproject.toml $(addsuffix /pyproject.toml,$(TO
 		$(addprefix -e ./,$(TOOLS)) \
 		tensorflow-cpu keras tf2onnx onnx onnxruntime scipy h5py \
 		pytest hypothesis pytest-benchmark ruff mypy grpcio-tools types-protobuf types-PyYAML types-tqdm \
-		albumentations opencv-python-headless matplotlib pycocotools scikit-learn
+		albumentations opencv-python-headless matplotlib pycocotools scikit-learn imgviz
 	# TensorRT's Python bindings wheels are only *read* (tests/runtime/test_tensorrt_api_surface.py checks every
 	# TensorRT name the runtime uses against the 10.13 and 11.4 APIs); they are never installed.
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \

@@ -194,6 +194,12 @@ class InferenceSetup:
     ``input_size``, where set, says the network takes images of any size (``input_shape`` is then ``(C, -1, -1)``):
     it maps an image's ``(width, height)`` to the network input's, each image runs in a batch of its own, and
     ``decode`` gets that size as a third argument, ``decode(outputs, 1, (width, height))``.
+
+    ``keep_aspect`` letterboxes instead of stretching (MaskRCNN's training and evaluation input): each image is
+    scaled by ``s = min(H/h, W/w)`` to ``(round(w·s), round(h·s))``, ``preprocess`` gets it at that size, and its
+    CHW output is padded with zeros at the bottom and right to ``input_shape`` — zero in the network's input
+    space, after preprocessing, as a pipeline that normalises and then pads has it. Boxes are divided by ``s``;
+    masks are cropped to the unpadded region before they are resized to the original image.
     """
 
     predictor: Any
@@ -215,6 +221,7 @@ class InferenceSetup:
     annotated_dir: str | None = None
     labels_dir: str | None = None
     input_size: Callable[[int, int], tuple[int, int]] | None = None
+    keep_aspect: bool = False
 
 
 @runtime_checkable

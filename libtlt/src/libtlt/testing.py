@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,24 @@ def tiny_detectnet_metadata(classes: Sequence[str], width: int, height: int) -> 
 
 
 # ------------------------------------------------------------------------------------------------ assertions
+
+def save_untrained_model(arch: Any, spec: Any, path: Path, key: str, *, seed: int = 0,
+                         prepare: Callable[[Any], None] | None = None) -> Any:
+    """``arch.build(spec)`` with fresh weights (``prepare`` may set some), saved as an encrypted ``.tlt`` with
+    ``arch.metadata``: a real model for tests of what surrounds a network (input geometry, output formats), where
+    what it would learn does not matter and training would only cost time. Returns the Keras model."""
+    import keras
+
+    from libtlt.runtime.keras_model import save_tlt_model
+
+    keras.utils.set_random_seed(seed)
+    model = arch.build(spec)
+    if prepare is not None:
+        prepare(model)
+    classes = arch.class_names(spec)[1:] if hasattr(arch, "class_names") else []
+    save_tlt_model(path, model, key, arch.metadata(spec, classes), kdf_iterations=1000)
+    return model
+
 
 def one_error_line(result: Any) -> str:
     """The one ``Error:`` line of a tool run that failed as a user mistake should: exit status 2, exactly one

@@ -200,6 +200,9 @@ def test_coco_json_syntax_error(coco_root: Path, coco_spec: Callable[..., Path],
     ("iscrowd", 3, "iscrowd", 0, "0 or 1"),
     ("segmentation", {"size": [1, 1], "counts": [1]}, "segmentation.size", 1, "RLE size"),
     ("segmentation", [[1, 2, 3]], "segmentation[0]", 1, "polygon"),
+    ("segmentation", [], "segmentation", 0, "empty polygon list"),
+    ("segmentation", [[1, 2, float("nan"), 4, 5, 6]], "segmentation[0][2]", 4, "finite number"),  # crashed pycocotools
+    ("segmentation", "polygon", "segmentation", 0, "expected polygons or an RLE object"),
 ])
 def test_coco_bad_annotation(coco_root: Path, coco_spec: Callable[..., Path], tmp_path: Path, key: str,
                              value: object, field: str, below: int, message: str) -> None:
@@ -238,8 +241,26 @@ def test_coco_image_size_mismatch(coco_root: Path, coco_spec: Callable[..., Path
 def test_coco_missing_image(coco_root: Path, coco_spec: Callable[..., Path], tmp_path: Path) -> None:
     image = coco_root / "train2017" / "000000000002.jpg"
     image.unlink()
+    path = coco_root / "annotations" / "instances_train2017.json"
+    line = 1 + path.read_text().split('"000000000002.jpg"')[0].count("\n")
     code, err = run(coco_spec(coco_root), tmp_path / "out/")
-    assert_error(code, err, str(image), "not found")
+    assert_error(code, err, f"{path}:{line}:", "field 'images[1].file_name'", str(image), "not found")
+    assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize(("counts", "message"), [("??", "RLE counts sum to 30"), ("0~", "not a valid compressed RLE"),
+                                                  ("a", "not a valid compressed RLE")])
+def test_coco_damaged_compressed_rle(coco_root: Path, coco_spec: Callable[..., Path], tmp_path: Path, counts: str,
+                                     message: str) -> None:
+    """pycocotools decodes any string into some mask: a damaged one was converted without a word."""
+    path = coco_root / "annotations" / "instances_train2017.json"
+    data = json.loads(path.read_text())
+    index = next(i for i, a in enumerate(data["annotations"]) if isinstance(a["segmentation"], dict)
+                 and isinstance(a["segmentation"]["counts"], str))
+    data["annotations"][index]["segmentation"]["counts"] = counts
+    path.write_text(json.dumps(data, indent=1))
+    code, err = run(coco_spec(coco_root), tmp_path / "out/")
+    assert_error(code, err, f"{path}:", f"field 'annotations[{index}].segmentation.counts'", message)
     assert_nothing_written(tmp_path / "out")
 
 

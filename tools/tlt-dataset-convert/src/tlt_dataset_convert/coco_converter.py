@@ -239,6 +239,8 @@ def load_coco(path: Path, image_dir: Path, *, include_masks: bool) -> CocoDatase
                                   "area": area, "segmentation": segmentation})
 
     for index, image in enumerate(images.values()):
+        if not image.path.is_file():
+            raise check.fail(["images", index, "file_name"], f"image not found: {image.path}")
         width, height = complete_image_size(image.path)
         if (width, height) != (image.width, image.height):
             raise check.fail(["images", index],
@@ -256,6 +258,8 @@ def _check_segmentation(check: _Checker, segmentation: Any, where: list[str | in
             if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon)):
                 raise check.fail(where + [i], "expected a polygon [x1, y1, x2, y2, ...] with at least 3 points")
+            for j, value in enumerate(polygon):  # json allows NaN and Infinity; pycocotools crashes on them
+                check.number(value, where + [i, j])
         return
     if isinstance(segmentation, dict):
         size = segmentation.get("size")
@@ -271,10 +275,38 @@ def _check_segmentation(check: _Checker, segmentation: Any, where: list[str | in
                                                      f"{image.height * image.width}")
             return
         if isinstance(counts, str) and counts:
+            runs = compressed_rle_counts(counts)
+            if runs is None or any(r < 0 for r in runs):
+                raise check.fail(where + ["counts"], "not a valid compressed RLE string")
+            if sum(runs) != image.height * image.width:
+                raise check.fail(where + ["counts"], f"RLE counts sum to {sum(runs)}, not height*width = "
+                                                     f"{image.height * image.width}")
             return
         raise check.fail(where + (["counts"] if "counts" in segmentation else []),
                          "expected RLE counts (a list of run lengths or a compressed string)")
     raise check.fail(where, "expected polygons or an RLE object")
+
+
+def compressed_rle_counts(text: str) -> list[int] | None:
+    """The run lengths of COCO's compressed RLE string (``None`` when it is not one), so that a damaged string is an
+    error at its json field: pycocotools decodes any bytes without complaint. Each run is a little-endian sequence of
+    5-bit groups in characters ``chr(48 + group)``, bit 0x20 meaning "more groups follow" and bit 0x10 of the last
+    group the sign; from the third run on, a value is the difference to the run two before."""
+    runs: list[int] = []
+    value = shift = 0
+    for char in text:
+        group = ord(char) - 48
+        if not 0 <= group < 64:
+            return None
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+        value = shift = 0
+    return runs if shift == 0 else None
 
 
 # ------------------------------------------------------------------------------------- encoding

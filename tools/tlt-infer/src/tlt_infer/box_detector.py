@@ -4,8 +4,10 @@ labels with confidence.
 One path for all of them; the architecture (``libtlt.registry``, task ``box_detector``) turns its spec into an
 ``InferenceSetup``: the model (any runtime: ``.tlt`` with Keras, ``.etlt`` or engines with onnxruntime or
 TensorRT), its classes, the network input, the preprocessing, the decoding of the outputs and the per-class
-label names and colours. Images of any size are resized to the network input, run through the network and
-decoded; the boxes are then mapped back to the original image's pixels. Outputs, each written atomically:
+label names and colours. Images of any size are resized to the network input (or, when the setup says
+``keep_aspect``, scaled keeping their aspect ratio and padded at the bottom and right, as MaskRCNN trains), run
+through the network and decoded; the boxes are then mapped back to the original image's pixels. Outputs, each
+written atomically:
 
 * ``OUT/images_annotated/<image name>`` — the original image with the boxes drawn in the class's colour (when
   the setup asks for annotated images);
@@ -16,6 +18,9 @@ An instance segmenter's detections also carry masks (on the network-input grid);
 image (bilinear, threshold 0.5), drawn translucent in the class's colour under the boxes, and written as
 ``OUT/masks/<image stem>.png``: an instance map whose pixel value k (1, 2, ...) is the object of the k-th line of
 the image's label file, 0 elsewhere (8-bit; 16-bit past 255 objects); where masks overlap, the earlier line wins.
+With ``-l`` (``out_label_file``, 000 §10.8's ``--out_label_file``) its detections are also written in COCO's results
+format (:func:`coco_results`): one json file for all images when the path ends in ``.json``, else
+``<path>/<image stem>.json`` per image (004's frame-by-frame labels).
 """
 
 from __future__ import annotations
@@ -110,11 +115,37 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return image
 
 
-def map_boxes_back(boxes: np.ndarray, *, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
-    """Scale ``[M, 4]`` boxes from the network input ``(width, height)`` to the original image's and clip them."""
+def letterbox_size(width: int, height: int, net_width: int, net_height: int) -> tuple[float, tuple[int, int]]:
+    """``(s, (w', h'))``: the aspect-keeping factor ``s = min(H/h, W/w)`` and the image's size scaled by it, rounded
+    in float32 as a TensorFlow pipeline rounds it (MaskRCNN's ``data.py``), so both see the same pixels."""
+    scale32 = min(np.float32(net_height) / np.float32(height), np.float32(net_width) / np.float32(width))
+    fitted = (min(int(np.rint(np.float32(width) * scale32)), net_width),
+              min(int(np.rint(np.float32(height) * scale32)), net_height))
+    return min(net_height / height, net_width / width), fitted
+
+
+def network_input(image: np.ndarray, setup: Any, net_size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int],
+                                                                                      float | None]:
+    """``(CHW network input, (width, height) the image was resized to, letterbox factor or None)``: stretched to
+    ``net_size``, or with ``setup.keep_aspect`` scaled, preprocessed, then zero-padded at the bottom and right."""
+    if not setup.keep_aspect:
+        return setup.preprocess(resize(image, *net_size)), net_size, None
+    scale, fitted = letterbox_size(image.shape[1], image.shape[0], *net_size)
+    chw = np.asarray(setup.preprocess(resize(image, *fitted)))
+    padded = np.zeros((chw.shape[0], net_size[1], net_size[0]), chw.dtype)
+    padded[:, :fitted[1], :fitted[0]] = chw
+    return padded, fitted, scale
+
+
+def map_boxes_back(boxes: np.ndarray, *, from_size: tuple[int, int], to_size: tuple[int, int],
+                   scale: float | None = None) -> np.ndarray:
+    """Scale ``[M, 4]`` boxes from the network input ``(width, height)`` to the original image's and clip them;
+    a letterboxed input's boxes are divided by its ``scale`` instead (its padding holds no image)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    sx = to_size[0] / from_size[0]
-    sy = to_size[1] / from_size[1]
+    if scale is None:
+        sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    else:
+        sx = sy = 1.0 / scale
     mapped = boxes * np.array([sx, sy, sx, sy])
     mapped[:, 0::2] = np.clip(mapped[:, 0::2], 0.0, float(to_size[0]))
     mapped[:, 1::2] = np.clip(mapped[:, 1::2], 0.0, float(to_size[1]))
@@ -159,6 +190,33 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def coco_image_ids(paths: Sequence[Path]) -> list[int]:
+    """COCO image ids of the inputs: each file's stem when every stem is a distinct integer (COCO's own file names,
+    ``000000397133.jpg``), else 1, 2, ... in file order (the order of ``list_inputs``)."""
+    if all(p.stem.isdigit() for p in paths) and len({int(p.stem) for p in paths}) == len(paths):
+        return [int(p.stem) for p in paths]
+    return list(range(1, len(paths) + 1))
+
+
+def coco_results(result: ImageResult, image_id: int) -> list[dict[str, Any]]:
+    """One image's detections in COCO's results format: ``category_id`` = the class id (an instance segmenter's
+    are COCO category ids), ``bbox`` [x, y, width, height] and ``segmentation`` (compressed RLE, counts as text)
+    in the original image's pixels."""
+    from libtlt.metrics.coco import mask_to_rle
+
+    masks = result.masks if result.masks is not None else [None] * len(result.boxes)
+    out = []
+    for box, score, class_id, mask in zip(result.boxes, result.confidences, result.class_ids, masks, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        entry: dict[str, Any] = {"image_id": int(image_id), "category_id": int(class_id),
+                                 "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                                 "score": round(float(score), 5)}
+        if mask is not None:
+            entry["segmentation"] = mask_to_rle(mask)
+        out.append(entry)
+    return out
+
+
 def draw_boxes(image: np.ndarray, result: ImageResult, colors: Sequence[tuple[int, int, int]],
                linewidth: int) -> np.ndarray:
     """The image (HWC uint8) as RGB with every box outlined in its class's colour, ``linewidth`` pixels wide, over
@@ -188,10 +246,14 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 
 
 def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: str | Path | None,
-                       inference_output: str | Path | None, key: str | None, **options: Any) -> list[ImageResult]:
-    """Run the spec's model on one image or a directory of images; write annotated images and labels. Without
-    ``inference_input`` / ``inference_output`` the setup's ``images_dir`` / ``annotated_dir`` and ``labels_dir``
-    (from the spec, where the architecture's spec names them) are used."""
+                       inference_output: str | Path | None, key: str | None, *,
+                       out_label_file: str | Path | None = None, **options: Any) -> list[ImageResult]:
+    """Run the spec's model on one image or a directory of images; write annotated images and labels (and COCO
+    results to ``out_label_file``, module docstring). Without ``inference_input`` / ``inference_output`` the
+    setup's ``images_dir`` / ``annotated_dir`` and ``labels_dir`` (from the spec, where the architecture's spec
+    names them) are used."""
+    import json
+
     import click
 
     from libtlt.io.atomic import write_bytes, write_text
@@ -224,6 +286,16 @@ def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: s
     if not setup.annotate and not setup.write_labels:
         logger.warning("%s asks for neither annotated images nor labels: nothing will be written",
                        setup.settings_field or "the spec")
+    coco_file = coco_dir = None
+    if out_label_file is not None:
+        if str(out_label_file).lower().endswith(".json"):
+            coco_file = Path(out_label_file)
+            coco_file.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            coco_dir = Path(out_label_file)
+            coco_dir.mkdir(parents=True, exist_ok=True)
+    image_ids = dict(zip(images, coco_image_ids(images), strict=True))
+    coco: list[dict[str, Any]] = []
     any_size = setup.input_size  # a network of any input size: each image at its own size, one per batch
     logger.info("Running %s on %d image(s) at %s", setup.model_path, len(images),
                 "each image's own size" if any_size else f"{width}x{height}")
@@ -233,25 +305,34 @@ def infer_box_detector(arch_name: str, spec_path: str | Path, inference_input: s
         for paths in _batches(images, 1 if any_size else setup.batch_size):
             originals = [load_image(p, channels) for p in paths]
             net_size = any_size(originals[0].shape[1], originals[0].shape[0]) if any_size else (width, height)
-            batch = np.stack([setup.preprocess(resize(a, *net_size)) for a in originals])
+            placed = [network_input(a, setup, net_size) for a in originals]
+            batch = np.stack([p[0] for p in placed])
             outputs = setup.predictor(batch)
             found = setup.decode(outputs, len(paths), net_size) if any_size else setup.decode(outputs, len(paths))
-            for path, original, detections in zip(paths, originals, found, strict=True):
+            for path, original, (_, fitted, scale), detections in zip(paths, originals, placed, found, strict=True):
                 size = (original.shape[1], original.shape[0])
                 masks = getattr(detections, "masks", None)
+                if masks is not None:  # the image's part of the network grid (all of it unless letterboxed)
+                    masks = map_masks_back(np.asarray(masks)[:, :fitted[1], :fitted[0]], size)
                 result = ImageResult(path, size[0], size[1],
-                                     map_boxes_back(detections.boxes, from_size=net_size, to_size=size),
-                                     detections.confidences, detections.class_ids,
-                                     None if masks is None else map_masks_back(masks, size))
+                                     map_boxes_back(detections.boxes, from_size=fitted, to_size=size, scale=scale),
+                                     detections.confidences, detections.class_ids, masks)
                 if setup.write_labels:
                     write_text(labels_dir / f"{path.stem}.txt", kitti_text(result, setup.label_names), fsync=False)
                     if result.masks is not None:
                         masks_dir.mkdir(parents=True, exist_ok=True)
                         write_bytes(masks_dir / f"{path.stem}.png", png_bytes(instance_map(result.masks)))
+                if out_label_file is not None:
+                    found_here = coco_results(result, image_ids[path])
+                    coco += found_here
+                    if coco_dir is not None:
+                        write_text(coco_dir / f"{path.stem}.json", json.dumps(found_here) + "\n", fsync=False)
                 if setup.annotate:
                     write_image(annotated_dir / path.name, draw_boxes(original, result, setup.colors, setup.linewidth))
                 results.append(result)
                 bar.update(1)
+    if coco_file is not None:
+        write_text(coco_file, json.dumps(coco) + "\n")
     total = sum(len(r.confidences) for r in results)
     logger.info("%d object(s) found in %d image(s); outputs in %s", total, len(results), out)
     return results

@@ -47,11 +47,12 @@ def box_detector(architecture: Any) -> click.Command:
     """The box detectors' command: ``-e -i -o -k`` plus the architecture's own options."""
 
     def run(inference_spec: str, inference_input: str | None, inference_output: str | None, key: str | None,
-            verbose: bool, **options: Any) -> None:
+            verbose: bool, out_label_file: str | None = None, **options: Any) -> None:
         def body() -> None:
             from tlt_infer.box_detector import infer_box_detector
 
-            infer_box_detector(architecture.name, inference_spec, inference_input, inference_output, key, **options)
+            infer_box_detector(architecture.name, inference_spec, inference_input, inference_output, key,
+                               out_label_file=out_label_file, **options)
 
         run_tool(body, verbose=verbose)
 
@@ -70,6 +71,10 @@ def box_detector(architecture: Any) -> click.Command:
                      help="Output directory: images_annotated/ and labels/ are written into it (default: the "
                           "spec's folders, e.g. FasterRCNN's detection_image_output_dir and labels_dump_dir)."),
         key_option(required=False, names=("-k", "--enc_key", "--key")),
+        *([click.option("-l", "--out_label_file", type=click.Path(), default=None,
+                        help="Also write the detections in COCO's results format (bbox, score, RLE segmentation): "
+                             "one json file when the path ends in .json, else a directory of <image stem>.json.")]
+          if architecture.task == INSTANCE_SEGMENTER else []),
         *architecture.inference_options(),
         verbose_option,
     ]

@@ -93,6 +93,23 @@ def _coco_names(spec: Any) -> dict[int, str]:
         return {}
 
 
+def _check_json_categories(spec: Any) -> None:
+    """``val_json_file``'s category ids must be class ids of the network: 1..num_classes−1 (0 is the background).
+    A file that is not there or not json is left to the tools that read it."""
+    data = spec.message.data_config
+    names = _coco_names(spec)
+    if names and min(names) < 1:
+        bad = min(names)
+        raise spec.error("data_config.val_json_file", f"{data.val_json_file} has category id {bad} ({names[bad]!r}), "
+                                                      "but class 0 is the background: category ids start at 1")
+    if names and max(names) >= data.num_classes:
+        bad = max(names)
+        raise spec.error("data_config.num_classes",
+                         f"is {data.num_classes} but {data.val_json_file} has category id {bad} ({names[bad]!r}); "
+                         f"category ids are class ids 1..num_classes-1 (0 is the background), so num_classes must "
+                         f"be at least {bad + 1}")
+
+
 class MaskRcnnArchitecture:
     """MaskRCNN for every tool (module docstring)."""
 
@@ -111,6 +128,8 @@ class MaskRcnnArchitecture:
 
     def validate(self, spec: Any) -> None:
         validation.validate(spec)
+        if spec.message.HasField("data_config"):
+            _check_json_categories(spec)
 
     # ---------------------------------------------------------------------------------------- configurations
     def num_classes(self, spec: Any) -> int:
@@ -301,10 +320,16 @@ class MaskRcnnArchitecture:
         except DataError as err:
             raise spec.error("data_config.training_file_pattern", str(err)) from None
         every, _ = self.interval(spec)
+        scan = mdata.scan_records(files, self.num_classes(spec))
+        if scan.bad_id is not None:
+            raise spec.error("data_config.num_classes",
+                             f"is {self.num_classes(spec)} but record #{scan.bad_index} of {scan.bad_file} has "
+                             f"category id {scan.bad_id}; category ids are class ids 1..num_classes-1 (0 is the "
+                             f"background)")
         ds = mdata.training_dataset(files, self.pipeline_config(spec), batch_size=batch_size, seed=seed or 0,
                                     shuffle_buffer=int(spec.message.data_config.shuffle_buffer_size))
         classes = self.class_names(spec)[1:]
-        return TrainingData(train=ds, steps_per_epoch=every, num_samples=mdata.count_records(files), classes=classes,
+        return TrainingData(train=ds, steps_per_epoch=every, num_samples=scan.count, classes=classes,
                             metadata=self.metadata(spec, classes))
 
     def training_callbacks(self, spec: Any, data: TrainingData, model: Any) -> list[Any]:
@@ -402,7 +427,8 @@ class MaskRcnnArchitecture:
         return InferenceSetup(
             predictor=make_predictor(model, key, None, architecture=self.name), model_path=str(model), classes=names,
             input_shape=(3, *hw), batch_size=int(spec.message.eval_batch_size) or 1, preprocess=preprocess,
-            decode=decode, label_names=names, colors=[COLORS[i % len(COLORS)] for i in range(len(names))])
+            decode=decode, label_names=names, colors=[COLORS[i % len(COLORS)] for i in range(len(names))],
+            keep_aspect=True)  # scaled and zero-padded after normalisation, as data.py feeds training
 
     # ------------------------------------------------------------------------------------------- test hooks
     def sample_spec(self, data: Any) -> str:

@@ -48,11 +48,35 @@ def record_files(pattern: str) -> list[str]:
     return files
 
 
-def count_records(files: Sequence[str]) -> int:
-    """The examples in ``files`` (read without TensorFlow)."""
-    from libtlt.io import tfrecord
+@dataclass(frozen=True)
+class RecordScan:
+    """What one pass over the training records found: how many, and the first category id outside ``1..`` the
+    network's classes (``bad_id`` with its file and 0-based record index; ``None`` when all fit)."""
 
-    return sum(1 for path in files for _ in tfrecord.read_records(path))
+    count: int
+    bad_id: int | None = None
+    bad_file: str = ""
+    bad_index: int = -1
+
+
+def scan_records(files: Sequence[str], num_classes: int) -> RecordScan:
+    """Count the examples and find the first category id that ``num_classes`` (background included) cannot hold, so
+    that training refuses it before it starts instead of failing inside the loss (read without TensorFlow)."""
+    from libtlt.io import tfrecord
+    from libtlt.io.protos import tf_example_pb2
+
+    count = 0
+    example = tf_example_pb2.Example()
+    for path in files:
+        for index, data in enumerate(tfrecord.read_records(path)):
+            count += 1
+            example.ParseFromString(data)
+            feature = example.features.feature.get("image/object/class/label")
+            ids = feature.int64_list.value if feature is not None else ()
+            bad = [i for i in ids if not 0 < i < num_classes]
+            if bad:
+                return RecordScan(count, int(bad[0]), str(path), index)
+    return RecordScan(count)
 
 
 def normalize(image: Any) -> Any:
