@@ -134,7 +134,7 @@ def test_every_stage_matches_the_keras_layers(model: keras.Model, staged: onnx.M
     assert (rows[..., 5] > 0).sum(axis=1).min() >= 6 and len(np.unique(rows[..., 4][rows[..., 5] > 0])) >= 2
     np.testing.assert_allclose(rows, theirs[DETECTIONS], atol=1e-4)
     np.testing.assert_allclose(masks, theirs[MASKS], atol=1e-4)
-    assert 0.0 <= masks.min() and masks.max() <= 1.0 and masks.std() > 0.05
+    assert masks.min() >= 0.0 and masks.max() <= 1.0 and masks.std() > 0.05
 
 
 def test_multilevel_roi_align_equals_the_tf_layer_on_every_level(model: keras.Model) -> None:

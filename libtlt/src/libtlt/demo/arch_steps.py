@@ -132,9 +132,7 @@ def arch_steps(arch: str) -> list[DemoStep]:
     instance segmenter (``libtlt.demo.instance_steps``)."""
     from libtlt.demo import data_steps as data
     from libtlt.errors import UnsupportedError
-    from libtlt.registry import get_architecture
-
-    from libtlt.registry import INSTANCE_SEGMENTER
+    from libtlt.registry import INSTANCE_SEGMENTER, get_architecture
 
     found = get_architecture(arch)
     if found.task == INSTANCE_SEGMENTER and hasattr(found, "demo_spec"):

@@ -354,9 +354,10 @@ def to_onnx(model: keras.Model, *, opset: int = 17, with_intermediate: bool = Fa
                helper.make_tensor_value_info(MASKS_OUTPUT, TensorProto.FLOAT, ["N", d, c, size, size])]
     if with_intermediate:
         p = parts.rois_per_image
-        exposed = {**{net.feature_key(lv): (features[lv], ["N", parts.channels, None, None]) for lv in parts.levels},
-                   "rois": (rois, ["N", p, 4]), "class_logits": (f"box_head/{_LOGITS}", [None, c]),
-                   "box_deltas": (f"box_head/{_DELTAS}", [None, 4 * c])}
+        exposed: dict[str, tuple[str, list[str | int | None]]] = {
+            **{net.feature_key(lv): (features[lv], ["N", parts.channels, None, None]) for lv in parts.levels},
+            "rois": (rois, ["N", p, 4]), "class_logits": (f"box_head/{_LOGITS}", [None, c]),
+            "box_deltas": (f"box_head/{_DELTAS}", [None, 4 * c])}
         for name, (tensor, dims) in exposed.items():
             outputs_g.nodes.append(helper.make_node("Identity", [tensor], [name], name=f"outputs/{name}"))
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
