@@ -41,6 +41,8 @@ class DemoSize:
     instance_val_images: int = 60
     instance_steps: int = 1200
     instance_retrain_steps: int = 400
+    #: Their square frames' side (a multiple of 32, the demo spec's 2^max_level).
+    instance_size: int = 128
 
     @property
     def classification_splits(self) -> dict[str, int]:

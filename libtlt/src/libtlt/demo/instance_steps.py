@@ -19,9 +19,6 @@ from typing import Any
 from libtlt.demo.context import KEY, DemoContext, DemoStep, run_command
 from libtlt.io.atomic import write_text
 
-#: The frames' size (divisible by 2^max_level of the demo spec).
-INSTANCE_SIZE = (128, 128)
-
 
 def _arch(ctx: DemoContext) -> Any:
     from libtlt.registry import get_architecture
@@ -38,7 +35,7 @@ def generate_data(ctx: DemoContext) -> None:
 
     root = (ctx.outdir / "coco").resolve()
     shutil.rmtree(root, ignore_errors=True)
-    width, height = INSTANCE_SIZE
+    width = height = ctx.size.instance_size
     train = generate_coco_dataset(root, split="train", num_images=ctx.size.instance_train_images, width=width,
                                   height=height, seed=ctx.seed + 11)
     generate_coco_dataset(root, split="val", num_images=ctx.size.instance_val_images, width=width, height=height,
@@ -61,7 +58,7 @@ def convert(ctx: DemoContext) -> None:
 
 
 def _spec(ctx: DemoContext, steps: int, pruned_model: Path | None = None) -> str:
-    width, height = INSTANCE_SIZE
+    width = height = ctx.size.instance_size
     records = ctx.results["records"]
     return str(_arch(ctx).demo_spec(train_records=f"{records}/train-*", val_records=f"{records}/val-*",
                                     annotations=ctx.results["annotations"], width=width, height=height, steps=steps,
