@@ -4,7 +4,7 @@ The whole ``python -m libtlt.demo --arch mask_rcnn`` chain at its full size, thr
 generated COCO shapes with exact masks at 128×128 (``MRCNN_BENCH_FRAMES`` training frames from seed 11; 60 held-out
 validation frames from seed 12, never trained on) → tlt-dataset-convert → ``tlt-train mask_rcnn`` (the
 architecture's ``demo_spec``: the sample's ResNet10 + FPN from scratch, ``MRCNN_BENCH_STEPS`` steps of batch 4) →
-tlt-evaluate (COCO bbox and segm) → tlt-prune (keep ratio 0.5) → retrain → tlt-export INT8 → tlt-converter →
+tlt-evaluate (COCO bbox and segm) → tlt-prune (the demo's keep ratio) → retrain → tlt-export INT8 → tlt-converter →
 tlt-evaluate and tlt-infer on the engine. Then the unpruned ``.tlt`` is exported (one plugin-free graph, INT8
 calibration from the spec's training loader) and built into FP32, FP16 and INT8 engines, each evaluated.
 

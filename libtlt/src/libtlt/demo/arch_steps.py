@@ -20,20 +20,22 @@ from libtlt.demo.data_steps import DETECTION_SIZE
 from libtlt.io.atomic import write_text
 
 
-def _arch(ctx: DemoContext) -> Any:
+def arch_of(ctx: DemoContext) -> Any:
+    """The architecture the demo runs (``ctx.results["arch"]``)."""
     from libtlt.registry import get_architecture
 
     return get_architecture(ctx.results["arch"])
 
 
-def _folder(ctx: DemoContext, *parts: str) -> Path:
+def arch_folder(ctx: DemoContext, *parts: str) -> Path:
+    """Where its outputs go: ``OUTDIR/<arch>/<parts>``."""
     return (ctx.outdir / ctx.results["arch"]).resolve().joinpath(*parts)
 
 
 def _spec(ctx: DemoContext, epochs: int) -> str:
     width, height = DETECTION_SIZE
     train, val = ctx.results["tfrecords"].resolve(), ctx.results["tfrecords_val"].resolve()
-    return str(_arch(ctx).demo_spec(train_records=f"{train}/kitti-*", train_images=ctx.results["detection_train"].resolve(),
+    return str(arch_of(ctx).demo_spec(train_records=f"{train}/kitti-*", train_images=ctx.results["detection_train"].resolve(),
                                     val_records=f"{val}/val-*",
                                     val_images=Path(ctx.results["detection_val"].root).resolve(), width=width,
                                     height=height, epochs=epochs))
@@ -47,7 +49,7 @@ def _evaluate(ctx: DemoContext, spec: Path, model: Path, out: Path) -> float:
 
 def train(ctx: DemoContext) -> None:
     name = ctx.results["arch"]
-    results = _folder(ctx, "unpruned")
+    results = arch_folder(ctx, "unpruned")
     shutil.rmtree(results, ignore_errors=True)
     spec = ctx.outdir / "specs" / f"{name}_train.txt"
     write_text(spec, _spec(ctx, ctx.size.detection_epochs))
@@ -57,13 +59,13 @@ def train(ctx: DemoContext) -> None:
 
 
 def evaluate(ctx: DemoContext) -> None:
-    value = _evaluate(ctx, ctx.results["spec"], ctx.results["model"], _folder(ctx, "unpruned", "evaluation"))
+    value = _evaluate(ctx, ctx.results["spec"], ctx.results["model"], arch_folder(ctx, "unpruned", "evaluation"))
     ctx.results["map_unpruned"] = value
     ctx.summary.append(f"{ctx.results['arch']} validation mAP: {value:.3f}")
 
 
 def prune(ctx: DemoContext) -> None:
-    pruned = _folder(ctx, "pruned", f"{ctx.results['arch']}_pruned.tlt")
+    pruned = arch_folder(ctx, "pruned", f"{ctx.results['arch']}_pruned.tlt")
     pruned.parent.mkdir(parents=True, exist_ok=True)
     run_command(["tlt-prune", "-m", str(ctx.results["model"]), "-o", str(pruned), "--keep_ratio",
                  str(ctx.size.keep_ratio), "-k", KEY])
@@ -75,7 +77,7 @@ def prune(ctx: DemoContext) -> None:
 
 def retrain(ctx: DemoContext) -> None:
     name = f"{ctx.results['arch']}_pruned"
-    results = _folder(ctx, "retrained")
+    results = arch_folder(ctx, "retrained")
     shutil.rmtree(results, ignore_errors=True)
     spec = ctx.outdir / "specs" / f"{name}_retrain.txt"
     write_text(spec, _spec(ctx, ctx.size.retrain_epochs))
@@ -89,7 +91,7 @@ def retrain(ctx: DemoContext) -> None:
 
 
 def export_int8(ctx: DemoContext) -> None:
-    final = _folder(ctx, "final")
+    final = arch_folder(ctx, "final")
     shutil.rmtree(final, ignore_errors=True)
     final.mkdir(parents=True)
     etlt, cal = final / f"{ctx.results['arch']}.etlt", final / "calibration.bin"
@@ -104,7 +106,7 @@ def convert(ctx: DemoContext) -> None:
     from libtlt.demo.detection_steps import _tensorrt_installed
     from libtlt.spec import load_spec
 
-    arch = _arch(ctx)
+    arch = arch_of(ctx)
     spec = load_spec(ctx.results["retrain_spec"], arch.spec_message())
     channels, height, width = arch.input_shape(spec)
     outputs = (arch.deployed_output_names(spec) if hasattr(arch, "deployed_output_names")
@@ -122,7 +124,7 @@ def convert(ctx: DemoContext) -> None:
 def infer(ctx: DemoContext) -> None:
     out = ctx.results["final"] / "inference"
     images = Path(ctx.results["detection_val"].image_dir).resolve()
-    args = _arch(ctx).demo_inference_args(ctx.results["retrain_spec"], ctx.results["engine"], images)
+    args = arch_of(ctx).demo_inference_args(ctx.results["retrain_spec"], ctx.results["engine"], images)
     run_command(["tlt-infer", ctx.results["arch"], *[str(a) for a in args], "-o", str(out), "-k", KEY])
     ctx.summary.append(f"inference on the INT8 engine: {out / 'images_annotated'} and {out / 'labels'}")
 

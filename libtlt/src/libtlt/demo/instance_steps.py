@@ -16,18 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from libtlt.demo.arch_steps import arch_folder, arch_of, export_int8, prune
 from libtlt.demo.context import KEY, DemoContext, DemoStep, run_command
 from libtlt.io.atomic import write_text
-
-
-def _arch(ctx: DemoContext) -> Any:
-    from libtlt.registry import get_architecture
-
-    return get_architecture(ctx.results["arch"])
-
-
-def _folder(ctx: DemoContext, *parts: str) -> Path:
-    return (ctx.outdir / ctx.results["arch"]).resolve().joinpath(*parts)
 
 
 def generate_data(ctx: DemoContext) -> None:
@@ -60,7 +51,7 @@ def convert(ctx: DemoContext) -> None:
 def _spec(ctx: DemoContext, steps: int, pruned_model: Path | None = None) -> str:
     width = height = ctx.size.instance_size
     records = ctx.results["records"]
-    return str(_arch(ctx).demo_spec(train_records=f"{records}/train-*", val_records=f"{records}/val-*",
+    return str(arch_of(ctx).demo_spec(train_records=f"{records}/train-*", val_records=f"{records}/val-*",
                                     annotations=ctx.results["annotations"], width=width, height=height, steps=steps,
                                     pruned_model=pruned_model))
 
@@ -78,7 +69,7 @@ def _ap(values: dict[str, float]) -> str:
 
 def train(ctx: DemoContext) -> None:
     name = ctx.results["arch"]
-    results = _folder(ctx, "unpruned")
+    results = arch_folder(ctx, "unpruned")
     shutil.rmtree(results, ignore_errors=True)
     spec = ctx.outdir / "specs" / f"{name}_train.txt"
     write_text(spec, _spec(ctx, ctx.size.instance_steps))
@@ -88,24 +79,14 @@ def train(ctx: DemoContext) -> None:
 
 
 def evaluate(ctx: DemoContext) -> None:
-    values = _evaluate(ctx, ctx.results["spec"], ctx.results["model"], _folder(ctx, "unpruned", "evaluation"))
+    values = _evaluate(ctx, ctx.results["spec"], ctx.results["model"], arch_folder(ctx, "unpruned", "evaluation"))
     ctx.results["ap_unpruned"] = values
     ctx.summary.append(f"{ctx.results['arch']} on the held-out frames: {_ap(values)}")
 
 
-def prune(ctx: DemoContext) -> None:
-    pruned = _folder(ctx, "pruned", f"{ctx.results['arch']}_pruned.tlt")
-    pruned.parent.mkdir(parents=True, exist_ok=True)
-    run_command(["tlt-prune", "-m", str(ctx.results["model"]), "-o", str(pruned), "--keep_ratio", "0.5", "-k", KEY])
-    report = json.loads(pruned.with_suffix(".json").read_text(encoding="utf-8"))
-    ctx.results["pruned"] = pruned
-    ctx.summary.append(f"pruned model: {pruned} (parameters {report['params_before']:,} -> {report['params_after']:,},"
-                       f" ratio {report['pruning_ratio']:.3f})")
-
-
 def retrain(ctx: DemoContext) -> None:
     name = f"{ctx.results['arch']}_pruned"
-    results = _folder(ctx, "retrained")
+    results = arch_folder(ctx, "retrained")
     shutil.rmtree(results, ignore_errors=True)
     spec = ctx.outdir / "specs" / f"{name}_retrain.txt"
     write_text(spec, _spec(ctx, ctx.size.instance_retrain_steps, pruned_model=ctx.results["pruned"]))
@@ -116,23 +97,11 @@ def retrain(ctx: DemoContext) -> None:
     ctx.summary.append(f"retrained pruned model: {model} ({_ap(values)}; unpruned {_ap(ctx.results['ap_unpruned'])})")
 
 
-def export_int8(ctx: DemoContext) -> None:
-    final = _folder(ctx, "final")
-    shutil.rmtree(final, ignore_errors=True)
-    final.mkdir(parents=True)
-    etlt, cal = final / f"{ctx.results['arch']}.etlt", final / "calibration.bin"
-    run_command(["tlt-export", ctx.results["arch"], "-m", str(ctx.results["retrained"]), "-k", KEY, "-o", str(etlt),
-                 "-e", str(ctx.results["retrain_spec"]), "--data_type", "int8", "--cal_cache_file", str(cal),
-                 "--batches", "8", "--batch_size", "4", "--gen_ds_config"])
-    ctx.results.update(etlt=etlt, cal_bin=cal, final=final)
-    ctx.summary.append(f"exported: {etlt} with INT8 calibration cache {cal} and {final / 'nvinfer_config.txt'}")
-
-
 def convert_engine(ctx: DemoContext) -> None:
     from libtlt.demo.detection_steps import _tensorrt_installed
     from libtlt.spec import load_spec
 
-    arch = _arch(ctx)
+    arch = arch_of(ctx)
     spec = load_spec(ctx.results["retrain_spec"], arch.spec_message())
     channels, height, width = arch.input_shape(spec)
     engine = ctx.results["final"] / f"{ctx.results['arch']}_int8.engine"
