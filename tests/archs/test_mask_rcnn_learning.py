@@ -1,5 +1,5 @@
 """MaskRCNN learns, end to end through the installed commands, and every tool serves what it learned:
-``python -m libtlt.demo --arch mask_rcnn``'s chain (libtlt.demo.instance_steps) on generated COCO shapes at 64×64
+``python -m libtlt.demo --arch mask_rcnn``'s chain (libtlt.demo.instance_steps) on generated COCO shapes at 128×128 (the smallest size MaskRCNN accepts)
 (48 training frames from one seed, 16 held-out validation frames from another): tlt-dataset-convert → ``tlt-train``
 (the demo spec, 300 steps from scratch) → tlt-evaluate: bbox and segm AP50 clearly above an untrained model's on the
 held-out frames → tlt-prune → retrain (``pruned_model_path``) → tlt-export INT8 with ``--gen_ds_config`` →
@@ -39,7 +39,7 @@ def test_learns_above_an_untrained_model_and_every_tool_serves_it(tmp_path: Path
     from libtlt.testing import save_untrained_model
 
     size = replace(QUICK, instance_train_images=48, instance_val_images=16, instance_steps=300,
-                   instance_retrain_steps=20, instance_size=64)
+                   instance_retrain_steps=20, instance_size=128)
     ctx = run_demo(tmp_path / "demo", steps=instance_steps("mask_rcnn"), size=size)  # tools run as commands
     arch = get_architecture("mask_rcnn")
     spec = ctx.results["spec"]
