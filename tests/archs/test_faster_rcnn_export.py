@@ -20,6 +20,7 @@ from libtlt.archs.faster_rcnn.decoding import decode_detections
 from libtlt.archs.faster_rcnn.export import INTERMEDIATE_OUTPUTS, to_onnx
 from libtlt.archs.faster_rcnn.network import FasterRcnnNetworkConfig, build_inference_model
 from libtlt.runtime.onnx_two_stage import DetectionConfig
+from libtlt.testing import spread_weights
 
 HEIGHT, WIDTH = 64, 96
 NETWORK = FasterRcnnNetworkConfig(backbone="resnet10", input_shape=(3, HEIGHT, WIDTH), num_fg_classes=2,
@@ -29,23 +30,14 @@ DETECTION = DetectionConfig(HEIGHT, WIDTH, num_classes=2, confidence_threshold=0
 KERAS_OUTPUTS = ["rpn_out_class", "rpn_out_regress", "proposals", "dense_class_td", "dense_regress_td"]
 
 
-def _spread(model: keras.Model, name: str, kernel_std: float, bias: tuple[float, float], seed: int) -> None:
-    """Random kernel and bias for one layer, so its outputs differ from place to place."""
-    rng = np.random.default_rng(seed)
-    layer = model.get_layer(name)
-    kernel, old_bias = layer.get_weights()
-    layer.set_weights([rng.normal(0.0, kernel_std, kernel.shape).astype(np.float32),
-                       rng.uniform(*bias, old_bias.shape).astype(np.float32)])
-
-
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
     keras.utils.set_random_seed(3)
     built = build_inference_model(NETWORK)
-    _spread(built, "rpn_out_class", 0.05, (-2.0, 2.0), 1)
-    _spread(built, "rpn_out_regress", 0.01, (-0.3, 0.3), 2)
-    _spread(built, "dense_class_td", 0.05, (-1.0, 1.0), 3)
-    _spread(built, "dense_regress_td", 0.02, (-2.0, 2.0), 4)
+    spread_weights(built, "rpn_out_class", 0.05, (-2.0, 2.0), 1)
+    spread_weights(built, "rpn_out_regress", 0.01, (-0.3, 0.3), 2)
+    spread_weights(built, "dense_class_td", 0.05, (-1.0, 1.0), 3)
+    spread_weights(built, "dense_regress_td", 0.02, (-2.0, 2.0), 4)
     return built
 
 

@@ -22,6 +22,7 @@ from libtlt.archs.mask_rcnn.inference import InferenceConfig
 from libtlt.archs.mask_rcnn.model import DETECTIONS, MASKS, build_inference_model
 from libtlt.archs.mask_rcnn.proposals import ProposalConfig
 from libtlt.archs.mask_rcnn.roi_align import multilevel_roi_align
+from libtlt.testing import spread_weights
 
 HEIGHT, WIDTH = 64, 128
 CONFIG = net.MaskRcnnNetworkConfig(num_classes=4, image_hw=(HEIGHT, WIDTH), nlayers=10, fpn_channels=16,
@@ -30,23 +31,15 @@ INFERENCE = InferenceConfig(proposals=ProposalConfig(200, 40, 0.7, 0.0), detecti
 LEVELS = CONFIG.anchors.levels
 
 
-def _spread(model: keras.Model, name: str, kernel_std: float, bias: tuple[float, float], seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    layer = model.get_layer(name)
-    kernel, old_bias = layer.get_weights()
-    layer.set_weights([rng.normal(0.0, kernel_std, kernel.shape).astype(np.float32),
-                       rng.uniform(*bias, old_bias.shape).astype(np.float32)])
-
-
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
     keras.utils.set_random_seed(4)
     built = build_inference_model(CONFIG, INFERENCE)
-    _spread(built, net.RPN_CLASS, 0.3, (-2.0, 2.0), 1)
-    _spread(built, net.RPN_BOX, 0.02, (-0.3, 0.3), 2)
-    _spread(built, net.CLASS_PREDICT, 1.0, (-0.2, 0.2), 3)
-    _spread(built, net.BOX_PREDICT, 0.05, (-1.0, 1.0), 4)
-    _spread(built, net.MASK_LOGITS, 0.3, (-1.0, 1.0), 5)
+    spread_weights(built, net.RPN_CLASS, 0.3, (-2.0, 2.0), 1)
+    spread_weights(built, net.RPN_BOX, 0.02, (-0.3, 0.3), 2)
+    spread_weights(built, net.CLASS_PREDICT, 1.0, (-0.2, 0.2), 3)
+    spread_weights(built, net.BOX_PREDICT, 0.05, (-1.0, 1.0), 4)
+    spread_weights(built, net.MASK_LOGITS, 0.3, (-1.0, 1.0), 5)
     return built
 
 

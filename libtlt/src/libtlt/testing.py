@@ -290,3 +290,15 @@ def write_task_sample(task: str, root: Path) -> SampleData:
                           str(root / "records" / "val-*"), str(root / "coco" / "val"),
                           str(root / "coco" / "annotations" / "instances_val.json"))
     raise ValueError(f"no sample data for task {task!r}")
+
+
+def spread_weights(model: Any, name: str, kernel_std: float, bias: tuple[float, float], seed: int) -> None:
+    """Random kernel N(0, ``kernel_std``) and bias U(``bias``) for the layer ``name``: fresh detector heads score every
+    anchor and class nearly alike, so export tests that compare stages would test tie-breaking instead."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    layer = model.get_layer(name)
+    kernel, old_bias = layer.get_weights()
+    layer.set_weights([rng.normal(0.0, kernel_std, kernel.shape).astype(np.float32),
+                       rng.uniform(*bias, old_bias.shape).astype(np.float32)])

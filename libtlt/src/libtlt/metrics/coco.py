@@ -170,6 +170,19 @@ def mask_to_rle(mask: ArrayLike) -> dict[str, Any]:
     return _rle(np.asarray(mask))
 
 
+def result_entry(image_id: int, box: ArrayLike, score: float, category_id: int,
+                 mask: ArrayLike | None = None) -> dict[str, Any]:
+    """One detection as a COCO results dict: ``bbox`` [x, y, width, height] of an (x1, y1, x2, y2) ``box``, the
+    score, the category id and, with a binary ``mask``, its compressed RLE ``segmentation`` (what pycocotools'
+    ``loadRes`` reads: tlt-evaluate's detections.json, tlt-infer's ``-l`` files, validation during training)."""
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    entry: dict[str, Any] = {"image_id": int(image_id), "category_id": int(category_id), "score": float(score),
+                             "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)]}
+    if mask is not None:
+        entry["segmentation"] = mask_to_rle(mask)
+    return entry
+
+
 def format_stats(stats: dict[str, float], iou_type: str = "bbox") -> str:
     """The statistics as ``COCOeval.summarize()`` prints them (TAO's MaskRCNN evaluation log), under a title."""
     lines = [f"COCO {iou_type} metrics:"]

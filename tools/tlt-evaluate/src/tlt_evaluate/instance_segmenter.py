@@ -21,7 +21,7 @@ import numpy as np
 
 from libtlt.errors import DataError, ModelFileError
 from libtlt.log import get_logger
-from libtlt.metrics.coco import coco_stats, format_stats, mask_to_rle
+from libtlt.metrics.coco import coco_stats, format_stats, result_entry
 from tlt_evaluate.box_detector import check_outputs
 
 logger = get_logger("tlt_evaluate.instance_segmenter")
@@ -115,8 +115,5 @@ def coco_results(image_id: int, instances: Any, known_categories: set[int]) -> l
         if int(category) not in known_categories:
             raise DataError(f"the model predicts category id {int(category)}, which the COCO ground truth does not "
                             f"list (its ids: {sorted(known_categories)})")
-        x1, y1, x2, y2 = (float(v) for v in box)
-        results.append({"image_id": int(image_id), "category_id": int(category), "score": float(score),
-                        "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)],
-                        "segmentation": mask_to_rle(np.asarray(mask) >= 0.5)})
+        results.append(result_entry(image_id, box, score, category, np.asarray(mask) >= 0.5))
     return results

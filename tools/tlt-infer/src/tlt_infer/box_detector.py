@@ -202,19 +202,11 @@ def coco_results(result: ImageResult, image_id: int) -> list[dict[str, Any]]:
     """One image's detections in COCO's results format: ``category_id`` = the class id (an instance segmenter's
     are COCO category ids), ``bbox`` [x, y, width, height] and ``segmentation`` (compressed RLE, counts as text)
     in the original image's pixels."""
-    from libtlt.metrics.coco import mask_to_rle
+    from libtlt.metrics.coco import result_entry
 
     masks = result.masks if result.masks is not None else [None] * len(result.boxes)
-    out = []
-    for box, score, class_id, mask in zip(result.boxes, result.confidences, result.class_ids, masks, strict=True):
-        x1, y1, x2, y2 = (float(v) for v in box)
-        entry: dict[str, Any] = {"image_id": int(image_id), "category_id": int(class_id),
-                                 "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                                 "score": round(float(score), 5)}
-        if mask is not None:
-            entry["segmentation"] = mask_to_rle(mask)
-        out.append(entry)
-    return out
+    return [result_entry(image_id, box, score, class_id, mask) for box, score, class_id, mask in
+            zip(result.boxes, result.confidences, result.class_ids, masks, strict=True)]
 
 
 def draw_boxes(image: np.ndarray, result: ImageResult, colors: Sequence[tuple[int, int, int]],

@@ -15,15 +15,10 @@ logger = get_logger("libtlt.archs.mask_rcnn")
 
 def coco_results(image_id: int, instances: Any) -> list[dict[str, Any]]:
     """One image's detections as COCO result dicts (x y w h box, score, category id, mask RLE)."""
-    from libtlt.metrics.coco import mask_to_rle
+    from libtlt.metrics.coco import result_entry
 
-    out = []
-    for box, score, category, mask in zip(instances.boxes, instances.confidences, instances.class_ids,
-                                          instances.masks, strict=True):
-        x1, y1, x2, y2 = (float(v) for v in box)
-        out.append({"image_id": int(image_id), "category_id": int(category), "score": float(score),
-                    "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)], "segmentation": mask_to_rle(mask)})
-    return out
+    return [result_entry(image_id, box, score, category, mask) for box, score, category, mask in
+            zip(instances.boxes, instances.confidences, instances.class_ids, instances.masks, strict=True)]
 
 
 def evaluate_model(arch: Any, spec: Any, model: Any) -> dict[str, dict[str, float]]:
