@@ -18,6 +18,7 @@ from libtlt.runtime.onnx_nms import (
     batched_reference,
     nms_reference,
     nms_tail_model,
+    run_tail,
     unpack_batched,
     unpack_nms,
 )
@@ -579,3 +580,21 @@ def test_blocked_class_nms_keeps_what_one_box_at_a_time_keeps(seed: int) -> None
         want = _one_box_at_a_time(corners, scores[0, :, 0], config)
         assert class_nms(corners, scores[0, :, 0], config).tolist() == want
         assert len(want) > 5
+
+
+@pytest.mark.parametrize("config", [*CONFIGS, *(batched(c) for c in BATCHED_CONFIGS)])
+def test_run_tail_is_the_exported_tail(config: NmsConfig) -> None:
+    """What tools run on a Keras model's outputs: the outputs of the layout in output_names' order, equal to the
+    NumPy oracle; one session per (config, columns), and a second column count gets its own."""
+    boxes, scores = random_inputs(5, batch=3)
+    got = run_tail(boxes, scores, config)
+    want = nms_reference(boxes, scores, config) if config.layout == "nms" else batched_reference(boxes, scores, config)
+    assert len(got) == len(config.output_names)
+    for x, y in zip(got, want, strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    wider = np.concatenate([scores, np.float32(0.999) - scores[..., :1]], axis=-1)
+    more = run_tail(boxes, wider, config)
+    assert more[0].shape == want[0].shape and not all(np.array_equal(x, y) for x, y in zip(more, got, strict=True))
+    with pytest.raises(ValueError, match="expected boxes"):
+        run_tail(boxes[0], scores[0], config)

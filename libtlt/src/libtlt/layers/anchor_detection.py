@@ -269,14 +269,14 @@ def to_detections(images: Sequence[Any], width: int, height: int, threshold: flo
 def detect(outputs: Any, anchors: np.ndarray, variances: Sequence[float], config: Any, width: int, height: int,
            threshold: float = -math.inf, *, conf_name: str = CONF_OUTPUT) -> list[Detections]:
     """Detections of a batch's outputs: the deployed graph's ``NMS``/``NMS_1`` when present, else the raw
-    class output ``conf_name`` and ``mbox_loc`` decoded and reduced by the same NMS in NumPy."""
-    from libtlt.runtime.onnx_nms import nms_reference
+    class output ``conf_name`` and ``mbox_loc`` decoded in NumPy and reduced by the exported graph's NMS tail."""
+    from libtlt.runtime.onnx_nms import run_tail
 
     names, first = config.output_names, first_label(config)
     if names[0] in outputs and names[1] in outputs:
         return from_nms(outputs[names[0]], outputs[names[1]], width, height, threshold, first=first)
     boxes = decode_boxes(np.asarray(outputs[LOC_OUTPUT]), anchors, variances)
-    rows, count = nms_reference(boxes, np.asarray(outputs[conf_name], np.float32), config)
+    rows, count = run_tail(boxes, np.asarray(outputs[conf_name], np.float32), config)
     return from_nms(rows, count, width, height, threshold, first=first)
 
 

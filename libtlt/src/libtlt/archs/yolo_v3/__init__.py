@@ -92,7 +92,7 @@ class YoloV3Architecture(SsdFamilyArchitecture):
     # -------------------------------------------------------------------------------- detections
     def detector(self, spec: Any, threshold: float = -math.inf) -> Callable[[Mapping[str, np.ndarray]],
                                                                             list[ad.Detections]]:
-        from libtlt.runtime.onnx_nms import nms_reference, unpack_batched, unpack_nms
+        from libtlt.runtime.onnx_nms import run_tail, unpack_batched
 
         anchors, nms = self.anchors(spec), self.nms(spec)
         _, height, width = self.input_shape(spec)
@@ -102,8 +102,7 @@ class YoloV3Architecture(SsdFamilyArchitecture):
                 images = unpack_batched(*(outputs[name] for name in nms.output_names))
             else:
                 encoded = np.asarray(outputs[OUTPUT_NAME], np.float32)
-                images = unpack_nms(*nms_reference(encoding.decode_boxes(encoded, anchors), encoding.scores(encoded),
-                                                   nms))
+                images = unpack_batched(*run_tail(encoding.decode_boxes(encoded, anchors), encoding.scores(encoded), nms))
             return ad.to_detections(images, width, height, threshold, first=0)
 
         return detect
