@@ -44,6 +44,11 @@ ours 0.6831 (458 s of tlt-train), keras-hub peer 0.1921 (430 s), same-backbone p
 to detect, so its NMS still sees untrained scores). Inference images/s: ours Keras + NumPy decoding/NMS 8.65, network
 alone 15.55, FP32 .etlt 14.99; peer 18.06, same-backbone peer 14.62: against the same backbone **FP32 .etlt 1.03×
 (met)**, Keras path 0.59× (not met: decoding + NMS still take 44 % of it); against keras-hub's lighter ResNet 0.83 / 0.48.
+After the Keras path's NMS moved into onnxruntime (2026-12-06, the export's own tail, ``run_tail``; the same 240-step
+run, 2 cores with niced work beside it): mAP ours 0.6746 (473 s), keras-hub peer 0.1921, same-backbone peer 0.0003.
+Inference images/s: ours Keras path 13.75, network alone 14.90, FP32 .etlt 15.03; peer 16.50, same-backbone peer
+13.49: against the same backbone **Keras path 1.02×, FP32 .etlt 1.11× (both met)**; against keras-hub's lighter
+ResNet 0.83 / 0.91.
 Run: make bench (a fresh checkout needs ``make .venv/.bench-peers``), or
 .venv/bin/python -m pytest bench/test_retinanet_peer_bench.py --benchmark-only -q -s
 """
