@@ -172,3 +172,42 @@ def test_a_tensor_read_by_two_convolutions_runs_on_integers(tmp_path) -> None:
     got = OrtModel(converted.SerializeToString()).run(images)["output"]
     want = OrtModel(model.SerializeToString()).run(images)["output"]
     assert np.abs(got - want).max() < 0.04 * max(1.0, float(np.abs(want).max()))
+
+
+def head_model() -> onnx.ModelProto:
+    """input_1 → conv0 → Relu → head conv → {Shape, Transpose} → Reshape → Sigmoid (output): a detector's class head,
+    whose output is laid out (Transpose/Reshape, with Shape for the batch) before the float Sigmoid."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    shapes = {"w0": (8, 3, 3, 3), "wh": (6, 8, 3, 3)}
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n) for n, s in shapes.items()]
+    inits += [numpy_helper.from_array(rng.normal(0, 0.1, s[0]).astype(np.float32), f"b{n}") for n, s in shapes.items()]
+    inits += [numpy_helper.from_array(np.array([0], np.int64), "zero"), numpy_helper.from_array(np.array([-1, 3], np.int64), "tail")]
+    nodes = [helper.make_node("Conv", ["input_1", "w0", "bw0"], ["conv0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv0"], ["relu0"]),
+             helper.make_node("Conv", ["relu0", "wh", "bwh"], ["head"], pads=[1, 1, 1, 1]),
+             helper.make_node("Shape", ["head"], ["head_shape"]),
+             helper.make_node("Gather", ["head_shape", "zero"], ["batch"], axis=0),
+             helper.make_node("Concat", ["batch", "tail"], ["layout"], axis=0),
+             helper.make_node("Transpose", ["head"], ["nhwc"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["nhwc", "layout"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], ["output"])]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("input_1", onnx.TensorProto.FLOAT,
+                                                                            ["N", *SHAPE])],
+                              [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["N", None, 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_a_head_read_through_shape_and_transpose_runs_on_integers(tmp_path) -> None:
+    """Shape, Transpose and Reshape only read a shape or move values, so a head convolution feeding them keeps a
+    quantized output: before, RetinaNet's ten head convolutions ran in float (15 % of its INT8 engine's time)."""
+    model = head_model()
+    scales = {name: value / 127 for name, value in calibrate(model, image_batches(4, 8, SHAPE, seed=7)).items()}
+    converted = integer_kernels(insert_qdq(model, scales), scales)
+    ops = optimized_ops(converted, tmp_path)
+    assert ops["QLinearConv"] == 2 and ops["Conv"] == 0, ops
+    images = next(image_batches(1, 8, SHAPE, seed=11))
+    got = OrtModel(converted.SerializeToString()).run(images)["output"]
+    want = OrtModel(model.SerializeToString()).run(images)["output"]
+    assert got.shape == want.shape and np.abs(got - want).max() < 0.04
