@@ -84,6 +84,7 @@ datasets = pytest.importorskip("sklearn.datasets")
 from libtlt.archs.classification.classification_inputs import input_config_from_spec  # noqa: E402
 from libtlt.data.classification import preprocess  # noqa: E402
 from libtlt.registry import get_architecture  # noqa: E402
+from libtlt.testing import reshuffled_batches  # noqa: E402
 from tlt_train.train import _optimizer, load_experiment_spec  # noqa: E402
 
 SIZE, EPOCHS, BATCH, LR = 32, 10, 32, 0.05
@@ -307,8 +308,7 @@ def run_peer(family: Family, digits: Digits, spec_path: Path, seed: int) -> dict
     _regularize(model, plan.regularizer_weight, {name.lower() for name in plan.regularizer_scope})
     model.compile(optimizer=_optimizer(plan, steps, 1), loss="categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
-    history = model.fit(x_train[:steps * BATCH], y_train[:steps * BATCH], batch_size=BATCH, epochs=EPOCHS,
-                        shuffle=True, verbose=0)
+    history = model.fit(reshuffled_batches(x_train, y_train, batch_size=BATCH, seed=seed), epochs=EPOCHS, verbose=0)
     seconds = time.perf_counter() - start
     _, test_accuracy = model.evaluate(x_test, y_test, batch_size=64, verbose=0)
     return {"train_accuracy": float(history.history["accuracy"][-1]), "test_accuracy": float(test_accuracy),

@@ -150,6 +150,25 @@ def pipeline_vs_in_memory(model: Any, pipeline: Any, *, steps: int, batch_size: 
     return numbers
 
 
+
+def reshuffled_batches(inputs: Any, targets: Any, *, batch_size: int, seed: int) -> Any:
+    """In-memory ``(inputs, targets)`` as a ``tf.data`` of batches in a new random order every epoch, for a peer's
+    bare ``model.fit`` (benches).
+
+    Why not ``model.fit(x, y, shuffle=True)``: after ``keras.utils.set_random_seed`` (Keras 3.15, TensorFlow
+    backend) its array adapter draws the *same* permutation every epoch, so the peer trains on the same fixed
+    batches each epoch, fits its training set closer (MobileNetV2 on the digits: 0.99 training accuracy against
+    0.97 with a new order per epoch; the held-out accuracy is the same) and is no fair yardstick for tlt-train's
+    input pipeline, which reshuffles every epoch. ``inputs`` and ``targets`` are arrays or dicts of arrays with the
+    same first dimension; the last partial batch is dropped, as tlt-train drops it."""
+    import tensorflow as tf
+
+    count = len(next(iter(targets.values())) if isinstance(targets, dict) else targets)
+    return (tf.data.Dataset.from_tensor_slices((inputs, targets))
+            .shuffle(count, seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
 def convert_coco(root: Path, records_dir: Path) -> None:
     """Convert the COCO sample under ``root`` (train and val splits) with the installed ``tlt-dataset-convert``
     into ``records_dir/train-*`` and ``records_dir/val-*``."""
