@@ -32,6 +32,16 @@ Training pipeline (2026-12-05, one tf.data thread on a CPU, ``share_cpu_with_tra
 fit's 10.42: 0.943 (goal 0.9, met; with tf.data's default pool 7.76 against 9.69: 0.80). ORT INT8 engine 82.6 images/s
 against Keras + NumPy decoding 15.0: 5.5× (goal 3×, met); FP32 engine 34.14 with the tail, 33.83 without: the
 decoder + NMS tail is within the noise (goal ≤ 10 %, met).
+
+2026-12-06: the Keras path now reduces its decoded outputs with the export's own NMS tail in onnxruntime
+(``libtlt.runtime.onnx_nms.run_tail``, 430 → 10 ms for 8 RetinaNet images), so the "≥ 3×" goal is measured against a
+much faster Keras side; and head convolutions read through Shape/Transpose/Reshape now run as integer kernels.
+Short runs for speed only (160 frames, 6 epochs: mAP too low for the learning goal, which the 12-epoch runs above
+meet), alone on 2 cores: SSD INT8 85.17 images/s against Keras 26.66: 3.19× (before the head change); RetinaNet
+61.10 against 21.18: 2.88× before the head change, 71.13 against 20.47: **3.47×** after; YOLOv3 99.92 against
+25.30: **3.95×**; FP32 tail share ≤ 0.5 % for all three (met). Round trips in those runs, mAP .tlt / .etlt / FP16 /
+INT8: SSD 0.2280 / 0.2280 / 0.2280 / 0.2277, RetinaNet 0.4141 / 0.4141 / 0.4148 / 0.4182, YOLOv3 0.1635 / 0.1635 /
+0.1634 / 0.1694 (within 0.01 / 0.01 / 0.03).
 """
 
 from __future__ import annotations
