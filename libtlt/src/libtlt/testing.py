@@ -150,7 +150,6 @@ def pipeline_vs_in_memory(model: Any, pipeline: Any, *, steps: int, batch_size: 
     return numbers
 
 
-
 def reshuffled_batches(inputs: Any, targets: Any, *, batch_size: int, seed: int) -> Any:
     """In-memory ``(inputs, targets)`` as a ``tf.data`` of batches in a new random order every epoch, for a peer's
     bare ``model.fit`` (benches).

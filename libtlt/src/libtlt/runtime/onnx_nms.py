@@ -255,7 +255,6 @@ def batched_reference(boxes: ArrayLike, scores: ArrayLike, config: NmsConfig) ->
             np.ascontiguousarray(image_rows[..., 2]), np.ascontiguousarray(image_rows[..., 1]))
 
 
-
 def run_tail(boxes: ArrayLike, scores: ArrayLike, config: NmsConfig) -> tuple[NDArray[Any], ...]:
     """The tail itself in onnxruntime on ``boxes`` ``[N, A, 4]`` and ``scores`` ``[N, A, C_in]``: the outputs of
     ``config.layout`` in ``config.output_names``' order, exactly what the exported graph writes.
@@ -276,6 +275,7 @@ def _tail_session(config: NmsConfig, num_score_columns: int) -> Any:
     options.log_severity_level = 3
     return ort.InferenceSession(nms_tail_model(config, num_score_columns).SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
+
 
 @dataclass(frozen=True)
 class Detections:
